@@ -1,0 +1,3 @@
+module wisp/contract
+
+go 1.26

@@ -1,0 +1,112 @@
+package contract
+
+import "encoding/json"
+
+// Message is one chat message as the API returns it. Token is the author's
+// opaque member marker, set only on the caller's own messages; it is never
+// the member's secret cookie token.
+type Message struct {
+	ID        string `json:"id"`
+	Seq       int64  `json:"seq"`
+	Sender    string `json:"sender"`
+	Text      string `json:"text"`
+	Timestamp int64  `json:"timestamp"`
+	RoomID    string `json:"roomId"`
+	Token     string `json:"token,omitempty"`
+}
+
+// Event is one realtime frame. Events are published on NATS in exactly the
+// form browsers receive them, so a gateway relays the bytes untouched.
+type Event struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+// DestroyData is the data of a chat.destroy event.
+type DestroyData struct {
+	IsDestroyed bool   `json:"isDestroyed"`
+	Reason      string `json:"reason"`
+}
+
+// MessageEvent encodes the chat.message frame for m, without its token.
+func MessageEvent(m Message) []byte {
+	m.Token = ""
+	return encodeEvent(EventMessage, m)
+}
+
+// DestroyEvent encodes the chat.destroy frame for the given reason.
+func DestroyEvent(reason string) []byte {
+	return encodeEvent(EventDestroy, DestroyData{IsDestroyed: true, Reason: reason})
+}
+
+func encodeEvent(name string, data any) []byte {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		// Only fixed struct types reach here; they always encode.
+		panic("contract: encode event: " + err.Error())
+	}
+	out, _ := json.Marshal(Event{Event: name, Data: raw})
+	return out
+}
+
+// CreateRoomReply answers SubjectRoomCreate (the request body is empty).
+// ExpiresAt is the room's deadline in ms since the epoch.
+type CreateRoomReply struct {
+	RoomID    string `json:"roomId"`
+	CreatedAt int64  `json:"createdAt"`
+	ExpiresAt int64  `json:"expiresAt"`
+}
+
+// RoomRequest names a room and the caller's token; it is the request of
+// join (token optional), authorize, ttl and destroy.
+type RoomRequest struct {
+	RoomID string `json:"roomId"`
+	Token  string `json:"token,omitempty"`
+}
+
+// JoinReply answers SubjectRoomJoin. Token is the member's secret, to be put
+// in the member's cookie; Joined says whether a new slot was taken.
+type JoinReply struct {
+	Token     string `json:"token"`
+	Joined    bool   `json:"joined"`
+	ExpiresAt int64  `json:"expiresAt"`
+}
+
+// AuthorizeReply answers SubjectRoomAuth for a member of a live room.
+type AuthorizeReply struct {
+	ExpiresAt int64 `json:"expiresAt"`
+}
+
+// TTLReply answers SubjectRoomTTL: whole seconds left, never negative.
+type TTLReply struct {
+	TTL int64 `json:"ttl"`
+}
+
+// DestroyReply answers SubjectRoomDestroy.
+type DestroyReply struct{}
+
+// SendRequest asks the messages service to append a message.
+type SendRequest struct {
+	RoomID string `json:"roomId"`
+	Token  string `json:"token"`
+	Sender string `json:"sender"`
+	Text   string `json:"text"`
+}
+
+// SendReply answers SubjectMessageSend with the stored message (Token set:
+// it is the caller's own).
+type SendReply struct {
+	Message Message `json:"message"`
+}
+
+// ListRequest asks for a room's messages with a seq above After.
+type ListRequest struct {
+	RoomID string `json:"roomId"`
+	Token  string `json:"token"`
+	After  int64  `json:"after,omitempty"`
+}
+
+// ListReply answers SubjectMessageList, oldest first.
+type ListReply struct {
+	Messages []Message `json:"messages"`
+}

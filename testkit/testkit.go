@@ -1,0 +1,182 @@
+// Package testkit starts the real infrastructure wisp's tests run against: a
+// redis-server child process on a free loopback port and an in-process NATS
+// server on a random port. Nothing here touches a server someone else runs.
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server child process owned by one test.
+type Redis struct {
+	Addr string
+	URL  string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// StartRedis starts redis-server on a free loopback port with keyspace
+// notifications for expired keys on and persistence off. It fails the test
+// (it does not skip) when redis-server is missing, so CI cannot pass without
+// the real thing.
+func StartRedis(tb testing.TB) *Redis {
+	tb.Helper()
+	r, err := LaunchRedis(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(r.Stop)
+	return r
+}
+
+// LaunchRedis starts redis-server with its files in dir; the caller stops it.
+func LaunchRedis(dir string) (*Redis, error) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return nil, fmt.Errorf("redis-server not found in PATH; install it (Debian: apt-get install -y redis-server): %w", err)
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &Redis{port: port, dir: dir, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	r.URL = "redis://" + r.Addr + "/0"
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Redis) start() error {
+	r.cmd = exec.Command("redis-server",
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--notify-keyspace-events", "Ex",
+		"--dir", r.dir,
+		"--logfile", filepath.Join(r.dir, "redis.log"),
+	)
+	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	if err := r.cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			r.Stop()
+			return fmt.Errorf("redis-server on %s did not answer: %w", r.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server; it is safe to call twice.
+func (r *Redis) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	_ = r.cmd.Wait()
+	r.cmd = nil
+}
+
+// Restart stops the server and starts a new, empty one on the same port,
+// as a crash and restart of a memory-only Redis would.
+func (r *Redis) Restart(tb testing.TB) {
+	tb.Helper()
+	r.Stop()
+	if err := r.start(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Client returns a go-redis client for the server, closed with the test.
+func (r *Redis) Client(tb testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// StartNATS runs an in-process NATS server on a random loopback port.
+func StartNATS(tb testing.TB) *server.Server {
+	tb.Helper()
+	s, err := LaunchNATS(-1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+// LaunchNATS runs an in-process NATS server on port (-1: a random one).
+func LaunchNATS(port int) (*server.Server, error) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true})
+	if err != nil {
+		return nil, err
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats-server did not start")
+	}
+	return s, nil
+}
+
+// Connect opens a NATS client connection to s, closed with the test.
+func Connect(tb testing.TB, s *server.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// FreePort asks the kernel for a free loopback TCP port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Eventually polls check until it returns nil or timeout passes, then fails
+// the test with the last error. Use it instead of sleeping.
+func Eventually(tb testing.TB, timeout time.Duration, check func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
