@@ -1,0 +1,15 @@
+# wisp — one entry point for humans and CI.
+GO      ?= go
+MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
+
+.PHONY: test run build vet fmt bench
+
+## test: every test of every module, with the race detector.
+test:
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 ./...); done
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+fmt:
+	gofmt -l -w .

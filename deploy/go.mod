@@ -1,0 +1,3 @@
+module wisp/deploy
+
+go 1.26
