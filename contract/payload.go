@@ -106,7 +106,9 @@ type ListRequest struct {
 	After  int64  `json:"after,omitempty"`
 }
 
-// ListReply answers SubjectMessageList, oldest first.
+// ListReply answers SubjectMessageList, oldest first. A reply holds one
+// page; More says to ask again with After set to the last seq.
 type ListReply struct {
 	Messages []Message `json:"messages"`
+	More     bool      `json:"more,omitempty"`
 }

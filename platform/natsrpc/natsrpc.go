@@ -154,3 +154,6 @@ func Call[Rep any](ctx context.Context, nc *nats.Conn, subject string, req any) 
 	}
 	return rep, nil
 }
+
+// Stats reports the requests this replica has served, per endpoint.
+func (s *Server) Stats() micro.Stats { return s.svc.Stats() }

@@ -1,0 +1,113 @@
+package natsapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"wisp/contract"
+	"wisp/platform/natsrpc"
+	"wisp/services/messages/internal/message"
+	"wisp/services/messages/internal/natsapi"
+	"wisp/services/messages/internal/redisstore"
+	"wisp/testkit"
+)
+
+const roomID = "V1StGXR8_Z5jdHi6B-myT"
+
+func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) (Rep, *contract.Error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	rep, err := natsrpc.Call[Rep](ctx, nc, subject, req)
+	var ce *contract.Error
+	if errors.As(err, &ce) {
+		return rep, ce
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", subject, err)
+	}
+	return rep, nil
+}
+
+// TestEndpointsOverNATSWithTwoReplicas sends and lists through two messages
+// replicas and checks the room's subject carries each message, tokenless.
+func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
+	r := testkit.StartRedis(t)
+	ns := testkit.StartNATS(t)
+	testkit.SeedRoom(t, r.Client(t), roomID, time.Now().Add(time.Minute), "tok-a", "tok-b")
+	var srvs []*natsrpc.Server
+	for range 2 {
+		nc := testkit.Connect(t, ns)
+		svc := message.NewService(redisstore.NewMessages(r.Client(t)), natsapi.NewPublisher(nc), 1000)
+		srv, err := natsapi.Serve(nc, svc, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvs = append(srvs, srv)
+		_ = nc.Flush()
+	}
+	client := testkit.Connect(t, ns)
+	events, _ := client.SubscribeSync(contract.MessageSubject(roomID))
+
+	for i := range 20 {
+		tok := []string{"tok-a", "tok-b"}[i%2]
+		rep, e := call[contract.SendReply](t, client, contract.SubjectMessageSend,
+			contract.SendRequest{RoomID: roomID, Token: tok, Sender: "s", Text: "hello"})
+		if e != nil || rep.Message.Seq != int64(i+1) || rep.Message.Token == "" {
+			t.Fatalf("send %d: %+v %v", i, rep, e)
+		}
+		ev, err := events.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("chat.message %d: %v", i, err)
+		}
+		var frame contract.Event
+		if err := json.Unmarshal(ev.Data, &frame); err != nil || frame.Event != contract.EventMessage || strings.Contains(string(frame.Data), "token") {
+			t.Fatalf("event %s", ev.Data)
+		}
+	}
+	list, e := call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "tok-a", After: 15})
+	if e != nil || len(list.Messages) != 5 || list.More {
+		t.Fatalf("list after 15: %+v %v", list, e)
+	}
+	for _, m := range list.Messages {
+		if mine := m.Seq%2 == 1; mine != (m.Token != "") {
+			t.Fatalf("token on %+v", m)
+		}
+	}
+
+	bad := []struct {
+		req  contract.SendRequest
+		code string
+	}{
+		{contract.SendRequest{RoomID: roomID, Token: "tok-a", Sender: "", Text: "x"}, contract.CodeBadRequest},
+		{contract.SendRequest{RoomID: roomID, Token: "tok-a", Sender: "s", Text: strings.Repeat("😀", 501)}, contract.CodeBadRequest},
+		{contract.SendRequest{RoomID: roomID, Token: "nope", Sender: "s", Text: "x"}, contract.CodeUnauthorized},
+		{contract.SendRequest{RoomID: "bad", Token: "tok-a", Sender: "s", Text: "x"}, contract.CodeUnauthorized},
+	}
+	for _, b := range bad {
+		if _, e := call[contract.SendReply](t, client, contract.SubjectMessageSend, b.req); e == nil || e.Code != b.code {
+			t.Fatalf("send %+v: %v, want %s", b.req, e, b.code)
+		}
+	}
+	if _, e := call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "nope"}); e == nil || e.Code != contract.CodeUnauthorized {
+		t.Fatalf("list by stranger: %v", e)
+	}
+	for i, s := range srvs {
+		var n int
+		for _, ep := range s.Stats().Endpoints {
+			n += ep.NumRequests
+		}
+		if n == 0 {
+			t.Fatalf("replica %d served no request", i)
+		}
+	}
+}
