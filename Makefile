@@ -13,3 +13,13 @@ vet:
 
 fmt:
 	gofmt -l -w .
+
+SERVICES := gateway rooms messages expiry
+
+## build: the service binaries, into bin/.
+build:
+	$(GO) build -o bin/ $(foreach s,$(SERVICES),./services/$(s)/cmd/$(s))
+
+## run: the whole system on this machine (Redis child, in-process NATS, all services).
+run: build
+	$(GO) run ./stack/cmd/wisp -bin bin

@@ -135,24 +135,33 @@ func (s *Server) Stop(ctx context.Context) error {
 // comes back as *contract.Error; no responder as 503.
 func Call[Rep any](ctx context.Context, nc *nats.Conn, subject string, req any) (Rep, error) {
 	var rep Rep
-	body, err := json.Marshal(req)
+	data, err := Request(ctx, nc, subject, req)
 	if err != nil {
 		return rep, err
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return rep, fmt.Errorf("decode %s reply: %w", subject, err)
+	}
+	return rep, nil
+}
+
+// Request is Call without decoding: it returns the reply's JSON as sent.
+func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byte, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
 	}
 	msg, err := nc.RequestWithContext(ctx, subject, body)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return rep, &contract.Error{Code: contract.CodeUnavailable, Description: "service unavailable"}
+			return nil, &contract.Error{Code: contract.CodeUnavailable, Description: "service unavailable"}
 		}
-		return rep, err
+		return nil, err
 	}
 	if e := contract.ErrorFromHeader(msg.Header); e != nil {
-		return rep, e
+		return nil, e
 	}
-	if err := json.Unmarshal(msg.Data, &rep); err != nil {
-		return rep, fmt.Errorf("decode %s reply: %w", subject, err)
-	}
-	return rep, nil
+	return msg.Data, nil
 }
 
 // Stats reports the requests this replica has served, per endpoint.

@@ -1,0 +1,154 @@
+// Package httpapi is the gateway's HTTP face: the pages, the JSON API of
+// the public contract, cookie auth and the WebSocket relay, on Fiber.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"wisp/contract"
+	"wisp/services/gateway/internal/relay"
+)
+
+// Backend is what the gateway asks of the rooms and messages services.
+type Backend interface {
+	CreateRoom(ctx context.Context) (contract.CreateRoomReply, error)
+	Join(ctx context.Context, roomID, token string) (contract.JoinReply, error)
+	Authorize(ctx context.Context, roomID, token string) (contract.AuthorizeReply, error)
+	TTL(ctx context.Context, roomID, token string) ([]byte, error)
+	Destroy(ctx context.Context, roomID, token string) error
+	Send(ctx context.Context, req contract.SendRequest) ([]byte, error)
+	List(ctx context.Context, roomID, token string, after int64) ([]contract.Message, error)
+}
+
+// Config is the gateway's HTTP behaviour.
+type Config struct {
+	// AllowedOrigins are origins allowed besides the site's own.
+	AllowedOrigins []string
+	// RateLimits turns the per-client request limits on.
+	RateLimits bool
+	// TrustedProxies may set X-Forwarded-For/-Proto (IPs or CIDRs).
+	TrustedProxies []string
+}
+
+// Limits of the HTTP layer.
+const (
+	bodyLimit   = 16 << 10
+	readTimeout = 10 * time.Second
+	idleTimeout = 75 * time.Second
+)
+
+// Server is the gateway's Fiber app and its WebSocket clients.
+type Server struct {
+	app     *fiber.App
+	backend Backend
+	hub     *relay.Hub
+	log     *slog.Logger
+	cfg     Config
+	metrics *Metrics
+	sockets *sockets
+}
+
+// New builds the app.
+func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics *Metrics) *Server {
+	s := &Server{backend: backend, hub: hub, log: log, cfg: cfg, metrics: metrics, sockets: newSockets()}
+	fc := fiber.Config{
+		AppName:                 "wisp",
+		DisableStartupMessage:   true,
+		BodyLimit:               bodyLimit,
+		ReadTimeout:             readTimeout,
+		WriteTimeout:            readTimeout,
+		IdleTimeout:             idleTimeout,
+		ErrorHandler:            s.errorHandler,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          cfg.TrustedProxies,
+	}
+	if len(cfg.TrustedProxies) > 0 {
+		fc.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	s.app = fiber.New(fc)
+	s.routes()
+	return s
+}
+
+// App exposes the Fiber app (tests use app.Test).
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.metrics.middleware, securityHeaders)
+
+	app.Get("/", s.homePage)
+	app.Head("/room/:roomId", s.roomHead)
+	app.Get("/room/:roomId", s.limit("join", 60, time.Minute), s.joinRoom)
+	app.Get("/room", redirectHome)
+	app.Get("/room/*", redirectHome)
+	s.staticAssets()
+
+	api := app.Group("/api", s.sameOrigin)
+	api.Post("/room/create", s.limit("create", 20, time.Minute), s.createRoom)
+	api.Get("/room/ttl", s.limit("api", 600, time.Minute), s.roomTTL)
+	api.Delete("/room", s.limit("api", 600, time.Minute), s.destroyRoom)
+	api.Post("/messages", s.limit("send", 600, time.Minute), s.sendMessage)
+	api.Get("/messages", s.limit("api", 600, time.Minute), s.listMessages)
+	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket())
+
+	app.Use(func(c *fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "not found") })
+}
+
+// Serve serves on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+
+// Shutdown stops accepting, sends every WebSocket a going-away close frame,
+// and waits for in-flight requests, all within ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.app.ShutdownWithContext(ctx) }()
+	s.hub.KickAll(relay.ReasonGoingAway)
+	wsErr := s.sockets.wait(ctx)
+	return errors.Join(<-httpDone, wsErr)
+}
+
+// errorHandler is the one place errors become HTTP responses: JSON
+// {"error": …} with the contract's status; only unknown errors are logged.
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	status, msg := statusOf(err)
+	if status >= 500 && status != fiber.StatusServiceUnavailable {
+		s.log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
+	}
+	if status == fiber.StatusServiceUnavailable {
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
+	return c.Status(status).JSON(fiber.Map{"error": msg})
+}
+
+func statusOf(err error) (int, string) {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return fe.Code, fe.Message
+	}
+	var ce *contract.Error
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case contract.CodeUnauthorized, contract.CodeNotFound:
+			// An unknown token and a room that is gone look alike on purpose.
+			return fiber.StatusUnauthorized, "Unauthorized"
+		case contract.CodeBadRequest:
+			return fiber.StatusBadRequest, ce.Description
+		case contract.CodeConflict:
+			return fiber.StatusConflict, ce.Description
+		case contract.CodeTooMany:
+			return fiber.StatusTooManyRequests, ce.Description
+		case contract.CodeUnavailable:
+			return fiber.StatusServiceUnavailable, "service unavailable, try again"
+		}
+	}
+	return fiber.StatusInternalServerError, "internal error"
+}
+
+var errUnauthorized = fiber.NewError(fiber.StatusUnauthorized, "Unauthorized")
