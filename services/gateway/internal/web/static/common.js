@@ -1,0 +1,104 @@
+// Shared by the home and room pages: the anonymous identity and a JSON API
+// helper that never throws.
+
+const USERNAME_KEY = "chat_username";
+const ANIMALS = ["wolf", "hawk", "bear", "shark", "fox", "owl", "lynx", "raven"];
+const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+const REQUEST_TIMEOUT_MS = 15000;
+
+// Kept for the page's life when localStorage is unavailable (privacy modes),
+// so the name at least stays the same within one page.
+let memoryUsername = "";
+
+/** Uniform random integer in [0, n) from the CSPRNG, without modulo bias. */
+function randomInt(n) {
+  const limit = Math.floor(0x100000000 / n) * n;
+  const buf = new Uint32Array(1);
+  do {
+    crypto.getRandomValues(buf);
+  } while (buf[0] >= limit);
+  return buf[0] % n;
+}
+
+function generateUsername() {
+  // 64 symbols: the low 6 bits of a random byte pick one uniformly.
+  const bytes = crypto.getRandomValues(new Uint8Array(5));
+  let suffix = "";
+  for (const b of bytes) suffix += ID_ALPHABET[b & 63];
+  return `anonymous-${ANIMALS[randomInt(ANIMALS.length)]}-${suffix}`;
+}
+
+/** The browser's anonymous name, created once and kept in localStorage. */
+export function getUsername() {
+  try {
+    const stored = localStorage.getItem(USERNAME_KEY);
+    if (stored) return stored;
+  } catch {
+    // Storage blocked: fall through to a per-page name.
+  }
+  if (!memoryUsername) memoryUsername = generateUsername();
+  try {
+    localStorage.setItem(USERNAME_KEY, memoryUsername);
+  } catch {
+    // Not persisted; the name just won't survive a reload.
+  }
+  return memoryUsername;
+}
+
+function timeoutSignal() {
+  return typeof AbortSignal.timeout === "function"
+    ? AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+    : undefined;
+}
+
+/** Human-readable reason for a failed response, preferring the API's {"error"}. */
+function failureText(res, data) {
+  let text = data && typeof data.error === "string" && data.error
+    ? data.error
+    : `Request failed (HTTP ${res.status})`;
+  const retry = res.status === 429 ? res.headers.get("Retry-After") : null;
+  if (retry && /^\d+$/.test(retry)) text += ` (try again in ${retry} s)`;
+  return text;
+}
+
+/**
+ * Calls the same-origin JSON API. Resolves to
+ * {ok, status, data, error}; status is 0 when the server was not reached.
+ */
+export async function api(method, path, body) {
+  const init = {
+    method,
+    credentials: "same-origin",
+    cache: "no-store",
+    headers: { Accept: "application/json" },
+    signal: timeoutSignal(),
+  };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    const timedOut = err && err.name === "TimeoutError";
+    return {
+      ok: false,
+      status: 0,
+      data: null,
+      error: timedOut
+        ? "The server took too long to answer."
+        : "Network error: could not reach the server.",
+    };
+  }
+
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // Empty or non-JSON body (e.g. a proxy's error page).
+  }
+  if (res.ok) return { ok: true, status: res.status, data, error: "" };
+  return { ok: false, status: res.status, data, error: failureText(res, data) };
+}
