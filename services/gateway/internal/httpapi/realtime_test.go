@@ -1,0 +1,213 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	fastws "github.com/fasthttp/websocket"
+
+	"wisp/contract"
+	"wisp/services/gateway/internal/httpapi"
+	"wisp/testkit"
+)
+
+// dial opens the room's WebSocket as b would, from origin.
+func (b *browser) dial(id, origin string) (*fastws.Conn, *http.Response, error) {
+	h := http.Header{}
+	if origin != "" {
+		h.Set("Origin", origin)
+	}
+	if c := b.cookie(id); c != nil {
+		h.Set("Cookie", c.Name+"="+c.Value)
+	}
+	url := "ws" + strings.TrimPrefix(b.base, "http") + "/api/realtime?roomId=" + id
+	return fastws.DefaultDialer.Dial(url, h)
+}
+
+func (b *browser) mustDial(id string) *fastws.Conn {
+	b.t.Helper()
+	ws, resp, err := b.dial(id, b.base)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		b.t.Fatalf("dial: %v (%d)", err, status)
+	}
+	b.t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+type frame struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+func readFrame(t *testing.T, ws *fastws.Conn) frame {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		t.Fatalf("frame %s: %v", data, err)
+	}
+	return f
+}
+
+func TestRealtimeUpgradeIsGuarded(t *testing.T) {
+	gw, _, _ := world(t, httpapi.Config{})
+	member, stranger := newBrowser(t, gw.URL), newBrowser(t, gw.URL)
+	id := member.createRoom()
+	member.join(id)
+	cases := []struct {
+		name   string
+		who    *browser
+		origin string
+		status int
+	}{
+		{"no origin", member, "", 403},
+		{"foreign origin", member, "https://evil.example", 403},
+		{"no cookie", stranger, gw.URL, 401},
+	}
+	for _, c := range cases {
+		_, resp, err := c.who.dial(id, c.origin)
+		if err == nil || resp == nil || resp.StatusCode != c.status {
+			got := 0
+			if resp != nil {
+				got = resp.StatusCode
+			}
+			t.Errorf("%s: upgraded or %d, want %d", c.name, got, c.status)
+		}
+	}
+	if r := member.get("/api/realtime?roomId=" + id); r.status != http.StatusUpgradeRequired {
+		t.Errorf("plain GET: %d", r.status)
+	}
+}
+
+// TestRealtimeDeliversToBothMembersThenDestroy: both sockets get each
+// message (without token) and chat.destroy, then are closed; the gateway
+// drops its room subscription when they are gone.
+func TestRealtimeDeliversToBothMembersThenDestroy(t *testing.T) {
+	gw, _, ns := world(t, httpapi.Config{})
+	alice, bob := newBrowser(t, gw.URL), newBrowser(t, gw.URL)
+	id := alice.createRoom()
+	alice.join(id)
+	bob.join(id)
+	subsBefore := ns.NumSubscriptions()
+	wa, wb := alice.mustDial(id), bob.mustDial(id)
+	if gw.hub.Rooms() != 1 || ns.NumSubscriptions() != subsBefore+1 {
+		t.Fatalf("want one room feed, got rooms=%d subs %d→%d", gw.hub.Rooms(), subsBefore, ns.NumSubscriptions())
+	}
+
+	alice.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"alice","text":"hi bob"}`), nil)
+	for _, ws := range []*fastws.Conn{wa, wb} {
+		f := readFrame(t, ws)
+		var m map[string]any
+		_ = json.Unmarshal(f.Data, &m)
+		if f.Event != "chat.message" || m["text"] != "hi bob" || m["seq"] != float64(1) {
+			t.Fatalf("frame %+v", f)
+		}
+		if _, ok := m["token"]; ok {
+			t.Fatal("chat.message carries a token")
+		}
+	}
+	bob.do("DELETE", "/api/room?roomId="+id, nil, nil)
+	for _, ws := range []*fastws.Conn{wa, wb} {
+		f := readFrame(t, ws)
+		if f.Event != "chat.destroy" || !strings.Contains(string(f.Data), `"isDestroyed":true`) || !strings.Contains(string(f.Data), `"reason":"destroyed"`) {
+			t.Fatalf("frame %+v", f)
+		}
+		_, _, err := ws.ReadMessage()
+		var ce *fastws.CloseError
+		if !errors.As(err, &ce) || ce.Code != fastws.CloseNormalClosure {
+			t.Fatalf("socket not closed after chat.destroy: %v", err)
+		}
+	}
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if gw.hub.Rooms() != 0 || ns.NumSubscriptions() != subsBefore {
+			return fmt.Errorf("rooms=%d subs=%d", gw.hub.Rooms(), ns.NumSubscriptions())
+		}
+		return nil
+	})
+}
+
+// TestRealtimeAcrossTwoGateways: a message posted through one gateway
+// reaches a member connected to another.
+func TestRealtimeAcrossTwoGateways(t *testing.T) {
+	ns := testkit.StartNATS(t)
+	fb := newFakeBackend(testkit.Connect(t, ns))
+	gw1 := startGateway(t, ns, fb, httpapi.Config{})
+	gw2 := startGateway(t, ns, fb, httpapi.Config{})
+	alice, bob := newBrowser(t, gw1.URL), newBrowser(t, gw2.URL)
+	id := alice.createRoom()
+	alice.join(id)
+	bob.join(id)
+	wa, wb := alice.mustDial(id), bob.mustDial(id)
+	alice.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"a","text":"via gw1"}`), nil)
+	bob.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"b","text":"via gw2"}`), nil)
+	for _, ws := range []*fastws.Conn{wa, wb} {
+		for _, want := range []string{"via gw1", "via gw2"} {
+			if f := readFrame(t, ws); !strings.Contains(string(f.Data), want) {
+				t.Fatalf("want %q, got %s", want, f.Data)
+			}
+		}
+	}
+}
+
+// TestSlowReaderIsDisconnected: a member who stops reading is dropped while
+// the other member keeps receiving everything.
+func TestSlowReaderIsDisconnected(t *testing.T) {
+	gw, _, ns := world(t, httpapi.Config{})
+	alice, bob := newBrowser(t, gw.URL), newBrowser(t, gw.URL)
+	id := alice.createRoom()
+	alice.join(id)
+	bob.join(id)
+	wa := alice.mustDial(id)
+	wb := bob.mustDial(id) // bob never reads until the end
+	pub := testkit.Connect(t, ns)
+
+	const n = 3000
+	payload := strings.Repeat("x", 16<<10)
+	received := make(chan int)
+	go func() {
+		got := 0
+		for got < n {
+			_ = wa.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := wa.ReadMessage(); err != nil {
+				break
+			}
+			got++
+		}
+		received <- got
+	}()
+	for i := range n {
+		m := contract.Message{ID: fmt.Sprint(i), Seq: int64(i + 1), Sender: "s", Text: payload, RoomID: id}
+		if err := pub.Publish(contract.MessageSubject(id), contract.MessageEvent(m)); err != nil {
+			t.Fatal(err)
+		}
+		if i%100 == 0 {
+			_ = pub.Flush() // keep NATS's own slow-consumer limits out of the picture
+		}
+	}
+	if got := <-received; got != n {
+		t.Fatalf("the reading member got %d of %d", got, n)
+	}
+	if gw.hub.Stats.Dropped.Load() == 0 {
+		t.Fatal("slow reader was not dropped")
+	}
+	// Bob's socket ends (after whatever the kernel buffered).
+	_ = wb.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		if _, _, err := wb.ReadMessage(); err != nil {
+			break
+		}
+	}
+}
