@@ -34,6 +34,7 @@ type Options struct {
 	BinDir   string            // where the service binaries are
 	RedisURL string            // use this Redis instead of starting one
 	NATSURL  string            // use this NATS instead of an in-process one
+	NATSBin  string            // run this nats-server binary instead of an in-process server
 	HTTPAddr string            // first gateway's address; more gateways get free ports
 	Replicas map[string]int    // per service; 1 when unset
 	Env      map[string]string // extra environment for every service
@@ -58,8 +59,9 @@ type Stack struct {
 	NATSURL  string
 	Procs    []*Proc
 
-	redis *testkit.Redis
-	nats  *server.Server
+	redis   *testkit.Redis
+	nats    *server.Server
+	natsCmd *exec.Cmd
 	opts  Options
 	mu    sync.Mutex
 }
@@ -84,6 +86,12 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 			return nil, err
 		}
 		s.redis, s.RedisURL = r, r.URL
+	}
+	if s.NATSURL == "" && opts.NATSBin != "" {
+		if err := s.startNATSProcess(opts.NATSBin); err != nil {
+			s.Stop(context.Background())
+			return nil, err
+		}
 	}
 	if s.NATSURL == "" {
 		ns, err := testkit.LaunchNATS(-1)
@@ -285,10 +293,46 @@ func (s *Stack) Stop(ctx context.Context) error {
 	if s.nats != nil {
 		s.nats.Shutdown()
 	}
+	if s.natsCmd != nil {
+		_ = s.natsCmd.Process.Kill()
+		_ = s.natsCmd.Wait()
+	}
 	if s.redis != nil {
 		s.redis.Stop()
 	}
 	return errors.Join(errs...)
+}
+
+// startNATSProcess runs a nats-server binary on a free loopback port.
+func (s *Stack) startNATSProcess(bin string) error {
+	port, err := testkit.FreePort()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stdout = prefixWriter(s.opts.Logs, "nats | ")
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start nats-server: %w", err)
+	}
+	s.natsCmd, s.NATSURL = cmd, "nats://127.0.0.1:"+strconv.Itoa(port)
+	return nil
+}
+
+// BuildNATS compiles nats-server from its Go module into dir.
+func BuildNATS(ctx context.Context, dir string) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "nats-server")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
+	cmd.Dir = filepath.Join(root, "stack")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build nats-server: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // Build compiles the service binaries into dir from the workspace root.

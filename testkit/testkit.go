@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +71,8 @@ func (r *Redis) start() error {
 		"--logfile", filepath.Join(r.dir, "redis.log"),
 	)
 	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
+	// The server dies with whoever started it, even on SIGKILL.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
