@@ -62,8 +62,8 @@ type Stack struct {
 	redis   *testkit.Redis
 	nats    *server.Server
 	natsCmd *exec.Cmd
-	opts  Options
-	mu    sync.Mutex
+	opts    Options
+	mu      sync.Mutex
 }
 
 // Start runs the system and waits until every service is ready.

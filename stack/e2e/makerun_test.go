@@ -160,4 +160,3 @@ func processesInGroup(pgid int) []string {
 	}
 	return out
 }
-
