@@ -225,6 +225,9 @@ func (p *Proc) Exited() <-chan struct{} { return p.exited }
 // Err is how the process ended (after Exited).
 func (p *Proc) Err() error { return p.err }
 
+// Pid is the process id (for reading its memory use).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
