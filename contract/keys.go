@@ -16,6 +16,8 @@ import (
 //	wisp:room:{ID}:messages  list  one JSON message per entry; entry i has seq i+1
 //	wisp:deadlines           zset  room id scored by its deadline (ms); the
 //	                               expiry service claims a room by ZREM-ing it
+//	wisp:expiry:probe:<random>     string, 1 ms TTL: the expiry service's check
+//	                               that expired events arrive where CONFIG is refused
 const (
 	roomKeyPrefix = "wisp:room:{"
 	DeadlinesKey  = "wisp:deadlines"

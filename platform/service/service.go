@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,6 +55,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 			return err
 		}
 		defer rdb.Close()
+		rdb.AddHook(errorHook{errorsTotal.WithLabelValues("redis")})
 		d.Redis = rdb
 		checks = append(checks, ops.Check{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
 	}
@@ -172,4 +174,41 @@ func OpenRedis(url string) (*redis.Client, error) {
 	opt.WriteTimeout = 2 * time.Second
 	opt.PoolTimeout = 3 * time.Second
 	return redis.NewClient(opt), nil
+}
+
+// errorHook counts failed Redis commands; redis.Nil (no such key) and
+// script error replies the stores classify are answers, not failures.
+type errorHook struct{ errs prometheus.Counter }
+
+func (h errorHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := next(ctx, network, addr)
+		if err != nil {
+			h.errs.Inc()
+		}
+		return c, err
+	}
+}
+
+func (h errorHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.count(err)
+		return err
+	}
+}
+
+func (h errorHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.count(err)
+		return err
+	}
+}
+
+func (h errorHook) count(err error) {
+	var reply redis.Error
+	if err != nil && !errors.Is(err, redis.Nil) && !errors.As(err, &reply) {
+		h.errs.Inc()
+	}
 }
