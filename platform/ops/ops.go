@@ -26,6 +26,7 @@ type Check struct {
 type Server struct {
 	srv      *http.Server
 	checks   []Check
+	started  atomic.Bool
 	draining atomic.Bool
 }
 
@@ -62,6 +63,10 @@ func (s *Server) Start() (net.Addr, error) {
 	return l.Addr(), nil
 }
 
+// Started makes /readyz run its checks; before it, the service is still
+// starting and not ready.
+func (s *Server) Started() { s.started.Store(true) }
+
 // Drain makes /readyz fail so load balancers stop sending work while the
 // service shuts down; /livez keeps answering.
 func (s *Server) Drain() { s.draining.Store(true) }
@@ -70,6 +75,10 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if !s.started.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
 	if s.draining.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 		return

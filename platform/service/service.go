@@ -84,6 +84,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 		_ = opsSrv.Shutdown(context.Background())
 		return err
 	}
+	opsSrv.Started()
 	log.Info("started")
 	<-ctx.Done()
 
