@@ -46,7 +46,9 @@ func TestConfigRejectsBadValues(t *testing.T) {
 			t.Errorf("error does not name %s: %v", key, err)
 		}
 	}
-	c, err := loadConfig(func(k string) string { return map[string]string{"RATE_LIMITS": "off", "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}[k] })
+	c, err := loadConfig(func(k string) string {
+		return map[string]string{"RATE_LIMITS": "off", "TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}[k]
+	})
 	if err != nil || c.RateLimits || len(c.TrustedProxies) != 2 || c.HTTPAddr != ":3000" {
 		t.Fatalf("%+v %v", c, err)
 	}
