@@ -312,6 +312,10 @@ func (s *Stack) startNATSProcess(bin string) error {
 	if err != nil {
 		return err
 	}
+	return s.runNATS(bin, port)
+}
+
+func (s *Stack) runNATS(bin string, port int) error {
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout = prefixWriter(s.opts.Logs, "nats | ")
@@ -321,6 +325,31 @@ func (s *Stack) startNATSProcess(bin string) error {
 	}
 	s.natsCmd, s.NATSURL = cmd, "nats://127.0.0.1:"+strconv.Itoa(port)
 	return nil
+}
+
+// RestartNATS kills the nats-server process and starts a new one on the
+// same port after down (only with Options.NATSBin).
+func (s *Stack) RestartNATS(down time.Duration) error {
+	if s.natsCmd == nil {
+		return errors.New("NATS is not a child process of this stack")
+	}
+	_ = s.natsCmd.Process.Kill()
+	_ = s.natsCmd.Wait()
+	time.Sleep(down)
+	port, err := strconv.Atoi(s.NATSURL[strings.LastIndexByte(s.NATSURL, ':')+1:])
+	if err != nil {
+		return err
+	}
+	return s.runNATS(s.opts.NATSBin, port)
+}
+
+// RestartRedis kills the child redis-server and starts an empty one on
+// the same port, as a crash of a memory-only Redis would.
+func (s *Stack) RestartRedis() error {
+	if s.redis == nil {
+		return errors.New("Redis is not a child process of this stack")
+	}
+	return s.redis.Relaunch()
 }
 
 // BuildNATS compiles nats-server from its Go module into dir.

@@ -108,10 +108,15 @@ func (r *Redis) Stop() {
 // as a crash and restart of a memory-only Redis would.
 func (r *Redis) Restart(tb testing.TB) {
 	tb.Helper()
-	r.Stop()
-	if err := r.start(); err != nil {
+	if err := r.Relaunch(); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Relaunch is Restart for callers without a testing.TB.
+func (r *Redis) Relaunch() error {
+	r.Stop()
+	return r.start()
 }
 
 // Client returns a go-redis client for the server, closed with the test.
