@@ -20,6 +20,12 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		t.Fatalf("home page: %v %v", resp, err)
 	}
 	resp.Body.Close()
+	// No rooms service is running: a clear, retryable 503, not a hang.
+	resp, err = http.Post("http://"+addr+"/api/room/create", "application/json", nil)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("create without a rooms service: %v %v", resp, err)
+	}
+	resp.Body.Close()
 	resp, err = http.Get(s.OpsURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
