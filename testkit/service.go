@@ -20,7 +20,7 @@ type Running struct {
 	OpsURL string
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *SyncBuffer
 }
 
 // StartService runs a service's run function with env (OPS_ADDR is set to a
@@ -36,7 +36,7 @@ func StartService(tb testing.TB, run RunFunc, env map[string]string) *Running {
 		vars[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Running{OpsURL: "http://" + vars["OPS_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &syncBuffer{}}
+	s := &Running{OpsURL: "http://" + vars["OPS_ADDR"], cancel: cancel, done: make(chan error, 1), logs: &SyncBuffer{}}
 	go func() { s.done <- run(ctx, func(k string) string { return vars[k] }, s.logs) }()
 	tb.Cleanup(func() { s.cancel() })
 	Eventually(tb, 10*time.Second, func() error {
@@ -81,18 +81,22 @@ func (s *Running) Stop(tb testing.TB, timeout time.Duration) error {
 // Logs returns what the service has logged so far.
 func (s *Running) Logs() string { return s.logs.String() }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writers, for capturing
+// a service's logs in a test.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()

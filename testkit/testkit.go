@@ -22,20 +22,22 @@ import (
 
 // Redis is a redis-server child process owned by one test.
 type Redis struct {
-	Addr string
-	URL  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	Addr  string
+	URL   string
+	port  int
+	dir   string
+	extra []string
+	cmd   *exec.Cmd
 }
 
 // StartRedis starts redis-server on a free loopback port with keyspace
-// notifications for expired keys on and persistence off. It fails the test
-// (it does not skip) when redis-server is missing, so CI cannot pass without
+// notifications for expired keys on and persistence off; extra arguments
+// ("--notify-keyspace-events", "") override those. It fails the test (it
+// does not skip) when redis-server is missing, so CI cannot pass without
 // the real thing.
-func StartRedis(tb testing.TB) *Redis {
+func StartRedis(tb testing.TB, extra ...string) *Redis {
 	tb.Helper()
-	r, err := LaunchRedis(tb.TempDir())
+	r, err := LaunchRedis(tb.TempDir(), extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func StartRedis(tb testing.TB) *Redis {
 }
 
 // LaunchRedis starts redis-server with its files in dir; the caller stops it.
-func LaunchRedis(dir string) (*Redis, error) {
+func LaunchRedis(dir string, extra ...string) (*Redis, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server not found in PATH; install it (Debian: apt-get install -y redis-server): %w", err)
 	}
@@ -52,7 +54,7 @@ func LaunchRedis(dir string) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Redis{port: port, dir: dir, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	r := &Redis{port: port, dir: dir, extra: extra, Addr: "127.0.0.1:" + strconv.Itoa(port)}
 	r.URL = "redis://" + r.Addr + "/0"
 	if err := r.start(); err != nil {
 		return nil, err
@@ -61,7 +63,7 @@ func LaunchRedis(dir string) (*Redis, error) {
 }
 
 func (r *Redis) start() error {
-	r.cmd = exec.Command("redis-server",
+	args := append([]string{
 		"--port", strconv.Itoa(r.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -69,7 +71,8 @@ func (r *Redis) start() error {
 		"--notify-keyspace-events", "Ex",
 		"--dir", r.dir,
 		"--logfile", filepath.Join(r.dir, "redis.log"),
-	)
+	}, r.extra...) // later arguments win
+	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
 	// The server dies with whoever started it, even on SIGKILL.
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

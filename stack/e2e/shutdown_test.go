@@ -12,13 +12,14 @@ import (
 
 	"wisp/stack"
 	"wisp/stack/client"
+	"wisp/testkit"
 )
 
 // TestSIGTERMShutsDownInOrder sends SIGTERM to a gateway holding a live
 // WebSocket and to a rooms process: each exits 0, the socket gets a
 // going-away close frame, and the logs show the documented order.
 func TestSIGTERMShutsDownInOrder(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &testkit.SyncBuffer{}
 	s, err := stack.Start(context.Background(), stack.Options{BinDir: binDir, Logs: logs, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("start: %v\n%s", err, logs.String())

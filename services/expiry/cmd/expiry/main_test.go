@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -275,7 +273,7 @@ func TestNotReadyWhenConfigRefused(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env := map[string]string{"REDIS_URL": url, "NATS_URL": ns.ClientURL(), "OPS_ADDR": addr, "SHUTDOWN_TIMEOUT": "5s"}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
@@ -371,21 +369,4 @@ func lagFigures(rec *expirytest.Recorder, ids []string, deadlines []time.Time) s
 	return fmt.Sprintf("lag p50 %v p99 %v max %v; duplicates %d; missed %d",
 		st.p50.Round(time.Millisecond), st.p99.Round(time.Millisecond), st.max.Round(time.Millisecond),
 		rec.Duplicates(), st.missed)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -7,13 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -198,28 +193,9 @@ func (r *Recorder) WaitAll(tb testing.TB, ids []string, timeout time.Duration) {
 	})
 }
 
-// StartRedis starts a redis-server on a free loopback port with extra
-// arguments (testkit.StartRedis has fixed ones), stopped with the test. It
-// returns the server's URL.
+// StartRedis starts a redis-server with extra arguments, stopped with the
+// test, and returns its URL.
 func StartRedis(tb testing.TB, args ...string) string {
 	tb.Helper()
-	port, err := testkit.FreePort()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	dir := tb.TempDir()
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command("redis-server", append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--logfile", filepath.Join(dir, "redis.log")}, args...)...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// The server dies with the test binary, even on SIGKILL.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("start redis-server: %v", err)
-	}
-	tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
-	testkit.Eventually(tb, 10*time.Second, func() error { return rdb.Ping(context.Background()).Err() })
-	return "redis://" + addr + "/0"
+	return testkit.StartRedis(tb, args...).URL
 }

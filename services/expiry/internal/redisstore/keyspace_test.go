@@ -1,7 +1,6 @@
 package redisstore_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,7 +26,7 @@ import (
 type listener struct {
 	status     redisstore.NotifyStatus
 	ks         *redisstore.Keyspace
-	logs       *syncBuffer
+	logs       *testkit.SyncBuffer
 	subscribed atomic.Int32
 	mu         sync.Mutex
 	expired    []string
@@ -39,7 +38,7 @@ func listen(t *testing.T, rdb *redis.Client) *listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &listener{logs: &syncBuffer{}}
+	l := &listener{logs: &testkit.SyncBuffer{}}
 	l.ks = redisstore.NewKeyspace(rdb, &l.status, m, slog.New(slog.NewTextHandler(l.logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -218,21 +217,4 @@ func TestResubscribesAfterRedisRestart(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
