@@ -59,6 +59,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	for _, p := range strings.Split(env.String("TRUSTED_PROXIES", ""), ",") {
 		if p = strings.TrimSpace(p); p != "" {
+			if _, err := httpapi.ParseProxy(p); err != nil {
+				env.Fail(fmt.Errorf("TRUSTED_PROXIES: %q is not an IP or CIDR", p))
+			}
 			c.TrustedProxies = append(c.TrustedProxies, p)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,13 +51,15 @@ type Server struct {
 	hub     *relay.Hub
 	log     *slog.Logger
 	cfg     Config
+	proxies []netip.Prefix
 	metrics *Metrics
 	sockets *sockets
 }
 
 // New builds the app.
 func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics *Metrics) *Server {
-	s := &Server{backend: backend, hub: hub, log: log, cfg: cfg, metrics: metrics, sockets: newSockets()}
+	s := &Server{backend: backend, hub: hub, log: log, cfg: cfg, metrics: metrics, sockets: newSockets(),
+		proxies: parseProxies(cfg.TrustedProxies)}
 	fc := fiber.Config{
 		AppName:                 "wisp",
 		DisableStartupMessage:   true,
@@ -67,9 +70,6 @@ func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics 
 		ErrorHandler:            s.errorHandler,
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          cfg.TrustedProxies,
-	}
-	if len(cfg.TrustedProxies) > 0 {
-		fc.ProxyHeader = fiber.HeaderXForwardedFor
 	}
 	s.app = fiber.New(fc)
 	s.routes()
