@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"time"
@@ -47,6 +48,9 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 	}
 	client := relay.NewClient(queueSize)
 	if err := s.hub.Join(roomID, client); err != nil {
+		if errors.Is(err, relay.ErrCrowded) {
+			return fiber.NewError(fiber.StatusTooManyRequests, err.Error())
+		}
 		s.log.Warn("room feed", "err", err)
 		return fiber.NewError(fiber.StatusServiceUnavailable, "realtime unavailable, try again")
 	}

@@ -121,7 +121,7 @@ func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
 	if status >= 500 && status != fiber.StatusServiceUnavailable {
 		s.log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
 	}
-	if status == fiber.StatusServiceUnavailable {
+	if (status == fiber.StatusServiceUnavailable || status == fiber.StatusTooManyRequests) && len(c.Response().Header.Peek(fiber.HeaderRetryAfter)) == 0 {
 		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	return c.Status(status).JSON(fiber.Map{"error": msg})

@@ -4,6 +4,7 @@
 package relay
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 )
@@ -84,6 +85,13 @@ type Stats struct {
 	Dropped atomic.Int64 // clients kicked as slow consumers
 }
 
+// MaxClientsPerRoom bounds one room's sockets on one gateway: two members
+// with a few tabs each, not a member opening sockets without end.
+const MaxClientsPerRoom = 16
+
+// ErrCrowded is a join beyond MaxClientsPerRoom.
+var ErrCrowded = errors.New("too many connections to this room")
+
 // Hub maps rooms to their local clients.
 type Hub struct {
 	sub   Subscriber
@@ -106,6 +114,10 @@ func (h *Hub) Join(roomID string, c *Client) error {
 	if !ok {
 		r = &room{clients: make(map[*Client]struct{}), ready: make(chan struct{})}
 		h.rooms[roomID] = r
+	}
+	if len(r.clients) >= MaxClientsPerRoom {
+		h.mu.Unlock()
+		return ErrCrowded
 	}
 	r.clients[c] = struct{}{}
 	h.mu.Unlock()

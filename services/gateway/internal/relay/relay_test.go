@@ -126,3 +126,18 @@ func TestKickAll(t *testing.T) {
 	}
 	h.KickAll(ReasonGoingAway)
 }
+
+func TestRoomSocketCap(t *testing.T) {
+	h := NewHub(newFake())
+	for range MaxClientsPerRoom {
+		if err := h.Join("r", NewClient(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Join("r", NewClient(1)); !errors.Is(err, ErrCrowded) {
+		t.Fatalf("join beyond the cap: %v", err)
+	}
+	if h.Connections() != MaxClientsPerRoom {
+		t.Fatalf("connections %d", h.Connections())
+	}
+}
