@@ -47,7 +47,7 @@ func classify(err error) (string, string, bool) {
 	case errors.Is(err, message.ErrRoomGone):
 		return contract.CodeNotFound, "room gone", true
 	case errors.Is(err, message.ErrRoomFull):
-		return contract.CodeTooMany, "this room has reached its message limit", true
+		return contract.CodeConflict, "this room has reached its message limit", true
 	}
 	return "", "", false
 }
