@@ -2,13 +2,14 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
-	"io"
+	"net"
 	"sync"
 	"time"
 
 	fastws "github.com/fasthttp/websocket"
-	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"wisp/services/gateway/internal/relay"
@@ -26,13 +27,14 @@ const (
 
 	localClient = "wisp.client"
 	localRoom   = "wisp.room"
+	localSocket = "wisp.socket"
 )
 
 // realtimeGate authorizes the upgrade and joins the client to the room's
 // feed before the 101 is sent, so the socket receives every event from the
 // moment the upgrade completes.
 func (s *Server) realtimeGate(c *fiber.Ctx) error {
-	if !websocket.IsWebSocketUpgrade(c) {
+	if !fastws.FastHTTPIsWebSocketUpgrade(c.Context()) {
 		return fiber.NewError(fiber.StatusUpgradeRequired, "expected a WebSocket upgrade")
 	}
 	origin := c.Get(fiber.HeaderOrigin)
@@ -47,6 +49,8 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 		return err
 	}
 	client := relay.NewClient(queueSize)
+	sock := newSocket(s, client, roomID)
+	client.OnWake(sock.wake)
 	if err := s.hub.Join(roomID, client); err != nil {
 		if errors.Is(err, relay.ErrCrowded) {
 			return fiber.NewError(fiber.StatusTooManyRequests, err.Error())
@@ -56,6 +60,7 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 	}
 	c.Locals(localClient, client)
 	c.Locals(localRoom, roomID)
+	c.Locals(localSocket, sock)
 	if err := c.Next(); err != nil {
 		s.hub.Leave(roomID, client)
 		return err
@@ -63,107 +68,63 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 	return nil
 }
 
-var writeBufferPool = &sync.Pool{}
+// acceptGUID is RFC 6455's key suffix for Sec-WebSocket-Accept.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-func (s *Server) realtimeSocket() fiber.Handler {
-	return websocket.New(func(conn *websocket.Conn) {
-		client, _ := conn.Locals(localClient).(*relay.Client)
-		roomID, _ := conn.Locals(localRoom).(string)
-		s.sockets.add()
-		defer s.sockets.done()
-		defer s.hub.Leave(roomID, client)
-		serveSocket(conn.Conn, client)
-	}, websocket.Config{
-		HandshakeTimeout: 5 * time.Second,
-		ReadBufferSize:   256,
-		WriteBufferSize:  1024,
-		// Idle sockets hold no write buffer; one is taken from the pool per write.
-		WriteBufferPool: writeBufferPool,
+// realtimeSocket completes the handshake (no subprotocols, no extensions)
+// and hands the connection to a socket. The fasthttp request context is
+// released as soon as the connection is taken over (KeepHijackedConns), so
+// an idle socket costs its file descriptor, one goroutine blocked in read
+// and a few hundred bytes — not a request context, its header buffers and
+// a 4 KB read buffer.
+func (s *Server) realtimeSocket(c *fiber.Ctx) error {
+	sock, _ := c.Locals(localSocket).(*socket)
+	h := &c.Context().Request.Header
+	key := h.Peek("Sec-WebSocket-Key")
+	if string(h.Peek("Sec-WebSocket-Version")) != "13" || len(key) == 0 {
+		c.Set("Sec-WebSocket-Version", "13")
+		return fiber.ErrUpgradeRequired
+	}
+	sum := sha1.Sum(append(append(make([]byte, 0, 64), key...), acceptGUID...))
+	c.Status(fiber.StatusSwitchingProtocols)
+	c.Set(fiber.HeaderUpgrade, "websocket")
+	c.Set(fiber.HeaderConnection, "Upgrade")
+	c.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
+	c.Context().Hijack(func(nc net.Conn) {
+		// Read and write the TCP connection itself: fasthttp's wrapper may
+		// read through a pooled buffer that it takes back when this returns.
+		// A client that sent frames before the 101 (RFC 6455 forbids it)
+		// loses them and fails framing; nobody else is affected.
+		if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+			nc = u.UnsafeConn()
+		}
+		s.sockets.add(sock)
+		sock.start(nc)
+		go sock.serve()
 	})
+	return nil
 }
 
-// serveSocket reads (and discards) until the peer goes, while a writer
-// goroutine drains the client's queue and keeps the peer alive with pings.
-func serveSocket(conn *fastws.Conn, c *relay.Client) {
-	conn.SetReadLimit(readLimit)
-	_ = conn.SetReadDeadline(time.Now().Add(pongWait))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(pongWait)) })
-
-	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		writeLoop(conn, c)
-	}()
-	for {
-		_, r, err := conn.NextReader()
-		if err != nil {
-			break
-		}
-		if _, err := io.Copy(io.Discard, r); err != nil {
-			break
-		}
-	}
-	c.Kick("peer closed")
-	<-written
-}
-
-func writeLoop(conn *fastws.Conn, c *relay.Client) {
-	ping := time.NewTicker(pingPeriod)
-	defer ping.Stop()
-	for {
-		select {
-		case f := <-c.Frames():
-			_ = conn.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := conn.WriteMessage(fastws.TextMessage, f.Data); err != nil {
-				_ = conn.Close()
-				return
-			}
-			if f.Last {
-				closeSocket(conn, fastws.CloseNormalClosure, "room ended")
-				return
-			}
-		case <-ping.C:
-			if err := conn.WriteControl(fastws.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				_ = conn.Close()
-				return
-			}
-		case <-c.Done():
-			code := fastws.CloseGoingAway
-			if c.Reason() == relay.ReasonSlow {
-				code = fastws.CloseTryAgainLater
-			}
-			closeSocket(conn, code, c.Reason())
-			return
-		}
-	}
-}
-
-// closeSocket sends a close frame and gives the peer a moment to answer
-// before the reader gives up.
-func closeSocket(conn *fastws.Conn, code int, reason string) {
-	_ = conn.WriteControl(fastws.CloseMessage, fastws.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
-	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-}
-
-// sockets counts live WebSocket handlers so shutdown can wait for them.
+// sockets tracks the live WebSockets: shutdown waits for them and one
+// pinger keeps them all alive.
 type sockets struct {
 	mu   sync.Mutex
-	n    int
+	all  map[*socket]struct{}
 	zero chan struct{}
 }
 
-func newSockets() *sockets { return &sockets{} }
+func newSockets() *sockets { return &sockets{all: map[*socket]struct{}{}} }
 
-func (s *sockets) add() {
+func (s *sockets) add(k *socket) {
 	s.mu.Lock()
-	s.n++
+	s.all[k] = struct{}{}
 	s.mu.Unlock()
 }
 
-func (s *sockets) done() {
+func (s *sockets) done(k *socket) {
 	s.mu.Lock()
-	s.n--
-	if s.n == 0 && s.zero != nil {
+	delete(s.all, k)
+	if len(s.all) == 0 && s.zero != nil {
 		close(s.zero)
 		s.zero = nil
 	}
@@ -172,7 +133,7 @@ func (s *sockets) done() {
 
 func (s *sockets) wait(ctx context.Context) error {
 	s.mu.Lock()
-	if s.n == 0 {
+	if len(s.all) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
@@ -186,5 +147,36 @@ func (s *sockets) wait(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// pingTick is how often the pinger looks for sockets due a ping; each
+// socket is pinged every pingPeriod from its own start, so pings are spread
+// over time rather than sent to every socket at once.
+const pingTick = time.Second
+
+// pinger asks each socket's writer for a ping when one is due, until stop
+// is closed. One goroutine and no timer per socket.
+func (s *sockets) pinger(stop <-chan struct{}) {
+	t := time.NewTicker(pingTick)
+	defer t.Stop()
+	var due []*socket
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			due = due[:0]
+			s.mu.Lock()
+			for k := range s.all {
+				if k.pingDue(now) {
+					due = append(due, k)
+				}
+			}
+			s.mu.Unlock()
+			for _, k := range due {
+				k.wake()
+			}
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,12 +55,15 @@ type Server struct {
 	proxies []netip.Prefix
 	metrics *Metrics
 	sockets *sockets
+
+	stopPing chan struct{}
+	stopOnce sync.Once
 }
 
 // New builds the app.
 func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics *Metrics) *Server {
 	s := &Server{backend: backend, hub: hub, log: log, cfg: cfg, metrics: metrics, sockets: newSockets(),
-		proxies: parseProxies(cfg.TrustedProxies)}
+		proxies: parseProxies(cfg.TrustedProxies), stopPing: make(chan struct{})}
 	fc := fiber.Config{
 		AppName:                 "wisp",
 		DisableStartupMessage:   true,
@@ -72,6 +76,10 @@ func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics 
 		TrustedProxies:          cfg.TrustedProxies,
 	}
 	s.app = fiber.New(fc)
+	// WebSockets take over their TCP connection and close it themselves, so
+	// the request context (and its buffers) goes back to the pool at once
+	// instead of living as long as the socket.
+	s.app.Server().KeepHijackedConns = true
 	s.routes()
 	return s
 }
@@ -96,13 +104,16 @@ func (s *Server) routes() {
 	api.Delete("/room", s.limit("api", 600, time.Minute), s.destroyRoom)
 	api.Post("/messages", s.limit("send", 600, time.Minute), s.sendMessage)
 	api.Get("/messages", s.limit("api", 600, time.Minute), s.listMessages)
-	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket())
+	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket)
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "not found") })
 }
 
 // Serve serves on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.app.Listener(ln) }
+func (s *Server) Serve(ln net.Listener) error {
+	go s.sockets.pinger(s.stopPing)
+	return s.app.Listener(ln)
+}
 
 // Shutdown stops accepting, sends every WebSocket a going-away close frame,
 // and waits for in-flight requests, all within ctx.
@@ -111,6 +122,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { httpDone <- s.app.ShutdownWithContext(ctx) }()
 	s.hub.KickAll(relay.ReasonGoingAway)
 	wsErr := s.sockets.wait(ctx)
+	s.stopOnce.Do(func() { close(s.stopPing) })
 	return errors.Join(<-httpDone, wsErr)
 }
 

@@ -31,20 +31,31 @@ const (
 // Client is one WebSocket's queue of frames. The queue is bounded: a client
 // that falls QueueSize frames behind is kicked (it reconnects and catches up
 // from the API), so a slow reader never slows anyone else down.
+//
+// The queue holds pointers (one Frame is shared by every client of the room)
+// so that an idle client costs a few hundred bytes; with OnWake, no goroutine
+// needs to wait on it either.
 type Client struct {
-	frames chan Frame
+	frames chan *Frame
 	done   chan struct{}
 	once   sync.Once
 	reason atomic.Value // string
+	wake   func()
 }
 
 // NewClient returns a client with room for queueSize pending frames.
 func NewClient(queueSize int) *Client {
-	return &Client{frames: make(chan Frame, queueSize), done: make(chan struct{})}
+	return &Client{frames: make(chan *Frame, queueSize), done: make(chan struct{})}
 }
 
+// OnWake sets a function called after each frame is queued and when the
+// client is kicked, so that a writer can be started on demand instead of
+// one waiting per client. Set it before the client joins a hub; it must not
+// block.
+func (c *Client) OnWake(wake func()) { c.wake = wake }
+
 // Frames yields the frames to write, in order.
-func (c *Client) Frames() <-chan Frame { return c.frames }
+func (c *Client) Frames() <-chan *Frame { return c.frames }
 
 // Done is closed when the client must be disconnected; Reason says why.
 func (c *Client) Done() <-chan struct{} { return c.done }
@@ -60,12 +71,18 @@ func (c *Client) Kick(reason string) {
 	c.once.Do(func() {
 		c.reason.Store(reason)
 		close(c.done)
+		if c.wake != nil {
+			c.wake()
+		}
 	})
 }
 
-func (c *Client) offer(f Frame) bool {
+func (c *Client) offer(f *Frame) bool {
 	select {
 	case c.frames <- f:
+		if c.wake != nil {
+			c.wake()
+		}
 		return true
 	default:
 		return false
@@ -173,7 +190,7 @@ func (h *Hub) Leave(roomID string, c *Client) {
 // Deliver queues an event of the room for each of its local clients,
 // kicking any whose queue is full.
 func (h *Hub) Deliver(roomID string, data []byte, last bool) {
-	f := Frame{Data: data, Last: last}
+	f := &Frame{Data: data, Last: last}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	r, ok := h.rooms[roomID]

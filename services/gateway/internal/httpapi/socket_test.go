@@ -1,0 +1,127 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	fastws "github.com/fasthttp/websocket"
+
+	"wisp/services/gateway/internal/httpapi"
+	"wisp/testkit"
+)
+
+// socketPair is one member's socket in a fresh room.
+func socketPair(t *testing.T) (*gateway, *browser, string, *fastws.Conn) {
+	gw, _, _ := world(t, httpapi.Config{})
+	alice := newBrowser(t, gw.URL)
+	id := alice.createRoom()
+	alice.join(id)
+	return gw, alice, id, alice.mustDial(id)
+}
+
+func closeCode(err error) int {
+	var ce *fastws.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+// TestSocketAnswersPingsAndKeepsDelivering: a client ping gets its pong
+// with the same payload; frames the client sends (even fragmented) are
+// read and dropped without ending the socket.
+func TestSocketAnswersPingsAndKeepsDelivering(t *testing.T) {
+	_, alice, id, ws := socketPair(t)
+	pong := make(chan string, 1)
+	ws.SetPongHandler(func(p string) error { pong <- p; return nil })
+	if err := ws.WriteControl(fastws.PingMessage, []byte("are you there"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	w, err := ws.NextWriter(fastws.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // a fragmented message: the writer sends several frames
+		_, _ = w.Write([]byte(strings.Repeat("y", 300)))
+	}
+	_ = w.Close()
+	alice.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"a","text":"still here"}`), nil)
+	// Reading delivers the pong to the handler, then the message.
+	if f := readFrame(t, ws); !strings.Contains(string(f.Data), "still here") {
+		t.Fatalf("frame %s", f.Data)
+	}
+	select {
+	case p := <-pong:
+		if p != "are you there" {
+			t.Fatalf("pong %q", p)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+// TestSocketClosedByClient: the client's close is answered with its code
+// and the gateway lets the room go.
+func TestSocketClosedByClient(t *testing.T) {
+	gw, _, _, ws := socketPair(t)
+	msg := fastws.FormatCloseMessage(fastws.CloseNormalClosure, "bye")
+	if err := ws.WriteControl(fastws.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseNormalClosure {
+		t.Fatalf("close answered with %v", err)
+	}
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if n := gw.hub.Connections(); n != 0 {
+			return fmt.Errorf("%d connections left", n)
+		}
+		return nil
+	})
+}
+
+// TestSocketReadLimit: a message over the read limit ends the socket with
+// 1009, even when it comes in fragments.
+func TestSocketReadLimit(t *testing.T) {
+	for _, fragments := range []int{1, 5} {
+		t.Run(fmt.Sprint(fragments), func(t *testing.T) {
+			_, _, _, ws := socketPair(t)
+			w, err := ws.NextWriter(fastws.TextMessage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range fragments {
+				_, _ = w.Write([]byte(strings.Repeat("z", 5000/fragments)))
+			}
+			_ = w.Close()
+			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseMessageTooBig {
+				t.Fatalf("oversized message: %v", err)
+			}
+		})
+	}
+}
+
+// TestSocketGoingAwayOnShutdown: shutdown sends every socket a going-away
+// close and waits for them.
+func TestSocketGoingAwayOnShutdown(t *testing.T) {
+	gw, _, _, ws := socketPair(t)
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- gw.srv.Shutdown(ctx)
+	}()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseGoingAway {
+		t.Fatalf("on shutdown: %v", err)
+	}
+	_ = ws.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
