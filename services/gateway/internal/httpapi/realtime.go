@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +49,10 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 	if _, err := s.backend.Authorize(c.UserContext(), roomID, token); err != nil {
 		return err
 	}
+	// Fiber's strings point into the request's buffers, which are reused as
+	// soon as the connection is taken over; the hub keeps the room id for as
+	// long as the room has sockets.
+	roomID = strings.Clone(roomID)
 	client := relay.NewClient(queueSize)
 	sock := newSocket(s, client, roomID)
 	client.OnWake(sock.wake)

@@ -125,3 +125,33 @@ func TestSocketGoingAwayOnShutdown(t *testing.T) {
 		t.Fatalf("shutdown: %v", err)
 	}
 }
+
+// TestManySocketsEachGetTheirRoom: with many rooms upgraded one after
+// another (request buffers reused between them), every socket receives its
+// own room's message and no other.
+func TestManySocketsEachGetTheirRoom(t *testing.T) {
+	gw, _, _ := world(t, httpapi.Config{})
+	type room struct {
+		id string
+		b  *browser
+		ws *fastws.Conn
+	}
+	var rooms []room
+	for range 40 {
+		b := newBrowser(t, gw.URL)
+		id := b.createRoom()
+		b.join(id)
+		rooms = append(rooms, room{id, b, b.mustDial(id)})
+	}
+	if gw.hub.Rooms() != len(rooms) {
+		t.Fatalf("hub has %d rooms for %d sockets", gw.hub.Rooms(), len(rooms))
+	}
+	for i, r := range rooms {
+		r.b.do("POST", "/api/messages?roomId="+r.id, []byte(fmt.Sprintf(`{"sender":"a","text":"room %d"}`, i)), nil)
+	}
+	for i, r := range rooms {
+		if f := readFrame(t, r.ws); !strings.Contains(string(f.Data), fmt.Sprintf(`"room %d"`, i)) {
+			t.Fatalf("room %d got %s", i, f.Data)
+		}
+	}
+}
