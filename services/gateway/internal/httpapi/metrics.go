@@ -46,6 +46,19 @@ func (m *Metrics) middleware(c *fiber.Ctx) error {
 	if status == fiber.StatusNotFound {
 		route = "unmatched" // keep label cardinality bounded
 	}
-	m.duration.WithLabelValues(c.Method(), route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	m.duration.WithLabelValues(methodLabel(c.Method()), route, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	return err
+}
+
+// methodLabel returns a constant for the method: fiber's string points into
+// the request's buffer, which is reused, and a label value is kept for as
+// long as the process runs (a corrupted one made /metrics answer 500).
+func methodLabel(m string) string {
+	for _, known := range []string{fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut,
+		fiber.MethodDelete, fiber.MethodPatch, fiber.MethodOptions} {
+		if m == known {
+			return known
+		}
+	}
+	return "other"
 }
