@@ -42,8 +42,8 @@ func (c *Config) defaults() error {
 	if len(c.Gateways) == 0 {
 		return errors.New("no gateway url")
 	}
-	if c.Rooms <= 0 || c.Rate <= 0 || c.Duration <= 0 {
-		return errors.New("rooms, rate and duration must be positive")
+	if c.Rooms <= 0 || c.Rate < 0 || c.Duration <= 0 {
+		return errors.New("rooms and duration must be positive, rate not negative")
 	}
 	if c.Size <= 0 {
 		c.Size = 64
@@ -120,6 +120,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	fmt.Fprintf(cfg.Log, "  %d rooms, %d sockets ready in %v; %d messages at %.0f/s\n",
 		cfg.Rooms, socks.Len(), setup.Round(time.Millisecond), total, cfg.Rate)
 
+	if cfg.Rate == 0 {
+		// Idle sockets only (memory measurements): hold them for Duration.
+		select {
+		case <-ctx.Done():
+		case <-time.After(cfg.Duration):
+		}
+	}
 	r.play(ctx)
 	r.await(ctx)
 	ended := socks.Ended()
@@ -141,7 +148,7 @@ func (r *run) play(ctx context.Context) {
 	for range r.cfg.Conns {
 		senders.Go(func() { r.sender(queue) })
 	}
-	interval := float64(time.Second) / r.cfg.Rate
+	interval := float64(time.Second) / max(r.cfg.Rate, 1)
 	r.t0 = r.now()
 	measured := false
 	for i := range r.slots {
@@ -322,6 +329,9 @@ func (r *run) result() Result {
 		res.Duplicates += int(s.dups.Load())
 	}
 	res.Achieved = float64(res.SentOK) / r.cfg.Duration.Seconds()
+	if res.Scheduled == 0 {
+		res.Achieved = 0
+	}
 	res.Latency, res.Reply, res.SenderLag = percentiles(lat), percentiles(rep), percentiles(lag)
 	return res
 }

@@ -39,7 +39,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	urls := fs.String("url", "http://127.0.0.1:3000", "gateway base URL; several comma-separated ones spread the members over them")
 	cfg := load.Config{Log: stdout}
 	fs.IntVar(&cfg.Rooms, "rooms", 500, "rooms, two members each")
-	fs.Float64Var(&cfg.Rate, "rate", 1000, "messages per second, all members together")
+	fs.Float64Var(&cfg.Rate, "rate", 1000, "messages per second, all members together; 0 holds the sockets idle for -duration")
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured part of the run")
 	fs.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "schedule before the measured part (sent, not counted)")
 	fs.IntVar(&cfg.Size, "size", 64, "bytes of message text")
