@@ -27,10 +27,15 @@ var (
 )
 
 // Messages implements message.Store.
-type Messages struct{ rdb redis.UniversalClient }
+type Messages struct {
+	rdb     redis.UniversalClient
+	appends pipeliner
+}
 
 // NewMessages returns a store on rdb.
-func NewMessages(rdb redis.UniversalClient) *Messages { return &Messages{rdb: rdb} }
+func NewMessages(rdb redis.UniversalClient) *Messages {
+	return &Messages{rdb: rdb, appends: pipeliner{rdb: rdb}}
+}
 
 var _ message.Store = (*Messages)(nil)
 
@@ -50,15 +55,16 @@ type entry struct {
 	body
 }
 
-// Append runs the append script: one round trip per message.
+// Append runs the append script. Appends that arrive while others are in
+// flight go to Redis together, in one pipeline (see pipeliner).
 func (s *Messages) Append(ctx context.Context, d message.Draft, tokenHash string, limit int) (message.Stored, error) {
 	raw, err := json.Marshal(body{ID: d.ID, Sender: d.Sender, Text: d.Text, Timestamp: d.Timestamp.UnixMilli(), RoomID: d.RoomID})
 	if err != nil {
 		return message.Stored{}, err
 	}
-	res, err := appendScript.Run(ctx, s.rdb,
+	res, err := s.appends.run(ctx, appendScript,
 		[]string{contract.RoomKey(d.RoomID), contract.MembersKey(d.RoomID), contract.MessagesKey(d.RoomID)},
-		tokenHash, raw[1:], limit).Slice()
+		tokenHash, raw[1:], limit)
 	if err != nil {
 		return message.Stored{}, classify(err)
 	}
