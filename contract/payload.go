@@ -39,14 +39,22 @@ func DestroyEvent(reason string) []byte {
 	return encodeEvent(EventDestroy, DestroyData{IsDestroyed: true, Reason: reason})
 }
 
+// encodeEvent writes the Event envelope around data's JSON directly: going
+// through json.Marshal(Event{…}) would scan and copy the data a second time
+// (RawMessage is re-validated), on every message's path. Event names are
+// constants that need no escaping.
 func encodeEvent(name string, data any) []byte {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		// Only fixed struct types reach here; they always encode.
 		panic("contract: encode event: " + err.Error())
 	}
-	out, _ := json.Marshal(Event{Event: name, Data: raw})
-	return out
+	out := make([]byte, 0, len(`{"event":"","data":}`)+len(name)+len(raw))
+	out = append(out, `{"event":"`...)
+	out = append(out, name...)
+	out = append(out, `","data":`...)
+	out = append(out, raw...)
+	return append(out, '}')
 }
 
 // CreateRoomReply answers SubjectRoomCreate (the request body is empty).
