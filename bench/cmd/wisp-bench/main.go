@@ -39,6 +39,7 @@ type bench struct {
 	scratch      string
 	out          io.Writer // progress
 	logs         *limitedWriter
+	env          map[string]string // extra environment for the services
 	sections     []string
 	summary      []string
 }
@@ -60,6 +61,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	only := fs.String("only", "", "comma-separated scenarios to run (default all: latency,sweep,memory,expiry,create)")
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
+	extraEnv := fs.String("env", "", "extra environment for every service, comma-separated K=V (e.g. GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,7 +73,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout}
+	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]string{}}
+	for _, kv := range strings.Split(*extraEnv, ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			b.env[k] = v
+		}
+	}
 
 	started := time.Now()
 	fmt.Fprintln(stdout, "building the services and nats-server…")
@@ -123,6 +130,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // says otherwise, rate limits off, nats-server as its own process.
 func (b *bench) start(ctx context.Context, env map[string]string, replicas map[string]int) (*stack.Stack, error) {
 	e := map[string]string{"RATE_LIMITS": "off"}
+	for k, v := range b.env {
+		e[k] = v
+	}
 	for k, v := range env {
 		e[k] = v
 	}
