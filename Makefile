@@ -25,7 +25,8 @@ build:
 
 ## run: the whole system on this machine (Redis child, in-process NATS, all services).
 run: build
-	$(GO) run ./stack/cmd/wisp -bin bin
+	$(GO) build -o bin/wisp ./stack/cmd/wisp
+	@exec ./bin/wisp -bin bin
 
 ## bench: build and start the whole system (RATE_LIMITS=off), run the fixed load
 ## scenarios and write BENCHMARKS.md (about 10 minutes; see bench/).
