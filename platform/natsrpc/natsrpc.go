@@ -30,7 +30,7 @@ type Server struct {
 	log      *slog.Logger
 	classify Classify
 	duration *prometheus.HistogramVec
-	workers  *workers
+	inflight chan struct{}
 	running  sync.WaitGroup
 	timeout  time.Duration
 }
@@ -54,17 +54,17 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 		return nil, err
 	}
 	return &Server{svc: svc, nc: nc, log: log, classify: classify, duration: duration,
-		workers: newWorkers(maxInflight), timeout: 5 * time.Second}, nil
+		inflight: make(chan struct{}, maxInflight), timeout: 5 * time.Second}, nil
 }
 
-// Handle serves fn on subject as endpoint name. Each request runs on a
-// worker of its own (bounded), so one slow Redis round trip does not queue
-// the rest.
+// Handle serves fn on subject as endpoint name. Each request runs in its own
+// goroutine (bounded), so one slow Redis round trip does not queue the rest.
 func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Context, Req) (Rep, error)) error {
 	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) {
+		s.inflight <- struct{}{}
 		s.running.Add(1)
-		s.workers.do(func() {
-			defer s.running.Done()
+		go func() {
+			defer func() { <-s.inflight; s.running.Done() }()
 			start := time.Now()
 			code := s.serve(r, name, func(ctx context.Context, data []byte) (any, error) {
 				var req Req
@@ -76,49 +76,8 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 				return fn(ctx, req)
 			})
 			s.duration.WithLabelValues(name, code).Observe(time.Since(start).Seconds())
-		})
+		}()
 	}), micro.WithEndpointSubject(subject))
-}
-
-// workers runs tasks on at most cap(slots) goroutines. A worker stays for
-// workerIdle after its task and takes the next one: a fresh goroutine per
-// request would grow its stack again for every JSON decode and Redis call
-// (copying stacks was a tenth of the messages service's CPU at 8,000
-// messages/s).
-type workers struct {
-	tasks chan func() // unbuffered: a send succeeds only to an idle worker
-	slots chan struct{}
-}
-
-const workerIdle = 10 * time.Second
-
-func newWorkers(max int) *workers {
-	return &workers{tasks: make(chan func()), slots: make(chan struct{}, max)}
-}
-
-// do runs task on an idle worker, or a new one while fewer than the
-// maximum exist; otherwise it waits for either.
-func (w *workers) do(task func()) {
-	select {
-	case w.tasks <- task:
-	case w.slots <- struct{}{}:
-		go w.work(task)
-	}
-}
-
-func (w *workers) work(task func()) {
-	defer func() { <-w.slots }()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
-	for {
-		task()
-		idle.Reset(workerIdle)
-		select {
-		case task = <-w.tasks:
-		case <-idle.C:
-			return
-		}
-	}
 }
 
 func (s *Server) serve(r micro.Request, name string, call func(context.Context, []byte) (any, error)) string {
@@ -146,9 +105,9 @@ func (s *Server) serve(r micro.Request, name string, call func(context.Context, 
 // reply answers on the connection rather than through r.Respond/r.Error:
 // those record their outcome in the request, which micro reads when the
 // handler returns — and the handler returned long ago, since the work runs
-// on a worker (a data race otherwise). The reply is the same message micro
-// would send; micro's per-endpoint error counts stay at zero, the
-// wisp_nats_request_duration_seconds metric counts by code instead.
+// in a goroutine of its own (a data race otherwise). The reply is the same
+// message micro would send; micro's per-endpoint error counts stay at zero,
+// and the wisp_nats_request_duration_seconds metric counts by code instead.
 func (s *Server) reply(r micro.Request, m *nats.Msg) {
 	if m.Subject = r.Reply(); m.Subject == "" {
 		return // a publish, not a request: nobody to answer
