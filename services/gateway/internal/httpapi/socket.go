@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	fastws "github.com/fasthttp/websocket"
@@ -45,7 +46,15 @@ type socket struct {
 	nextPing atomic.Int64 // when the next ping is due (UnixNano); 0 before start
 	closing  atomic.Bool  // a close frame went out, or the connection failed
 
-	wmu sync.Mutex // one writer on conn at a time
+	wmu       sync.Mutex // one writer on conn at a time
+	wdeadline int64      // the write deadline set last (UnixNano), under wmu
+	raw       syscall.RawConn
+	// carry holds the unwritten end of frames a non-blocking write could not
+	// finish (under wmu); it goes out before anything else, so no frame is
+	// ever interleaved with another. closeAfter: the room's last frame is in
+	// it (or was just written), so the close follows.
+	carry      []byte
+	closeAfter bool
 
 	// rbuf is the reader's scratch: header, extended length, mask key and a
 	// control frame's payload.
@@ -60,17 +69,113 @@ func newSocket(srv *Server, client *relay.Client, roomID string) *socket {
 // since the client joined the room.
 func (k *socket) start(conn net.Conn) {
 	k.conn = conn
+	if sc, ok := conn.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			k.raw = rc
+		}
+	}
 	k.nextPing.Store(time.Now().Add(pingPeriod).UnixNano())
 	k.started.Store(true)
 	k.wake()
 }
 
-// wake starts a writer unless one runs. It never blocks: the relay calls it
-// while delivering to a whole room.
+// wake writes what is due, or starts a writer to do it, unless a writer
+// runs. It never blocks: the relay calls it while delivering to a whole
+// room. Most of the time the socket's send buffer has room, so the frames
+// go out at once in a non-blocking write, with no goroutine to start and
+// schedule; whatever would block is left to a writer goroutine.
 func (k *socket) wake() {
-	if k.started.Load() && k.writing.CompareAndSwap(false, true) {
-		go k.drain()
+	if !k.started.Load() || !k.writing.CompareAndSwap(false, true) {
+		return
 	}
+	for k.writeNow() {
+		k.writing.Store(false)
+		// As in drain: look again for what arrived before the flag dropped.
+		if !k.pending() || !k.writing.CompareAndSwap(false, true) {
+			return
+		}
+	}
+	go k.drain()
+}
+
+var frameBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// writeNow writes the queued frames without blocking and reports whether
+// it was all that was due; false leaves the rest to a writer goroutine
+// (a kick, a ping, a close, bytes the send buffer had no room for).
+func (k *socket) writeNow() bool {
+	if k.raw == nil || !k.wmu.TryLock() {
+		return false
+	}
+	defer k.wmu.Unlock()
+	if len(k.carry) > 0 || k.closeAfter || k.closing.Load() || k.pingWant.Load() {
+		return false
+	}
+	select {
+	case <-k.client.Done():
+		return false
+	default:
+	}
+	bp := frameBuffers.Get().(*[]byte)
+	defer frameBuffers.Put(bp)
+	buf, last := (*bp)[:0], false
+batch:
+	for n := 0; n < maxBatch && !last; n++ {
+		select {
+		case f := <-k.client.Frames():
+			buf = appendFrameHeader(buf, opText, len(f.Data))
+			buf = append(buf, f.Data...)
+			last = f.Last
+		default:
+			break batch
+		}
+	}
+	*bp = buf[:0]
+	if len(buf) == 0 {
+		return true
+	}
+	written := 0
+	var werr error
+	err := k.raw.Write(func(fd uintptr) bool {
+		for written < len(buf) {
+			n, e := syscall.Write(int(fd), buf[written:])
+			if n > 0 {
+				written += n
+			}
+			if e == syscall.EINTR {
+				continue
+			}
+			if e != nil || n <= 0 {
+				werr = e
+				break
+			}
+		}
+		return true // never wait for room: that is the writer goroutine's job
+	})
+	if err != nil || (werr != nil && werr != syscall.EAGAIN) {
+		k.fail()
+		return true
+	}
+	if written < len(buf) {
+		k.carry = append(k.carry, buf[written:]...)
+	}
+	k.closeAfter = last
+	return written == len(buf) && !last
+}
+
+// flushCarryLocked finishes the frames a non-blocking write left half
+// written, before any other frame goes out.
+func (k *socket) flushCarryLocked() error {
+	if len(k.carry) == 0 {
+		return nil
+	}
+	k.extendWriteDeadline()
+	_, err := k.conn.Write(k.carry)
+	k.carry = k.carry[:0]
+	if cap(k.carry) > 4096 {
+		k.carry = nil
+	}
+	return err
 }
 
 // pingDue reports, for the pinger, whether the socket's ping is due now, and
@@ -126,6 +231,14 @@ func (k *socket) flush() {
 		}
 		return
 	}
+	if err := k.flushCarryLocked(); err != nil {
+		k.fail()
+		return
+	}
+	if k.closeAfter {
+		k.closeLocked(fastws.CloseNormalClosure, "room ended")
+		return
+	}
 	select {
 	case <-k.client.Done():
 		code := fastws.CloseGoingAway
@@ -155,7 +268,7 @@ func (k *socket) flush() {
 		if len(bufs) == 0 {
 			break
 		}
-		_ = k.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		k.extendWriteDeadline()
 		if _, err := bufs.WriteTo(k.conn); err != nil {
 			k.fail()
 			return
@@ -170,6 +283,20 @@ func (k *socket) flush() {
 			k.fail()
 		}
 	}
+}
+
+// extendWriteDeadline keeps the write deadline between writeWait/2 and
+// writeWait ahead: moving it for every frame costs a runtime timer update
+// per frame, and a peer that stopped reading is still dropped within
+// writeWait.
+func (k *socket) extendWriteDeadline() {
+	now := time.Now()
+	if k.wdeadline-now.UnixNano() > int64(writeWait/2) {
+		return
+	}
+	d := now.Add(writeWait)
+	k.wdeadline = d.UnixNano()
+	_ = k.conn.SetWriteDeadline(d)
 }
 
 // closeLocked sends a close frame and gives the peer a moment to answer
@@ -187,12 +314,17 @@ func (k *socket) fail() {
 }
 
 func (k *socket) writeControlLocked(op byte, payload []byte, wait time.Duration) error {
+	if err := k.flushCarryLocked(); err != nil {
+		return err
+	}
 	if len(payload) > maxControlPayload {
 		payload = payload[:maxControlPayload]
 	}
 	frame := appendFrameHeader(make([]byte, 0, 2+len(payload)), op, len(payload))
 	frame = append(frame, payload...)
-	_ = k.conn.SetWriteDeadline(time.Now().Add(wait))
+	d := time.Now().Add(wait)
+	k.wdeadline = d.UnixNano()
+	_ = k.conn.SetWriteDeadline(d)
 	_, err := k.conn.Write(frame)
 	return err
 }
