@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	only := fs.String("only", "", "comma-separated scenarios to run (default all: latency,sweep,memory,expiry,create)")
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
+	prebuilt := fs.String("bin", "", "use the service binaries in this folder instead of building them (e.g. an older commit's, to compare)")
 	extraEnv := fs.String("env", "", "extra environment for every service, comma-separated K=V (e.g. GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -81,9 +82,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	started := time.Now()
-	fmt.Fprintln(stdout, "building the services and nats-server…")
-	if err := stack.Build(ctx, b.bin); err != nil {
-		return err
+	if *prebuilt != "" {
+		b.bin = *prebuilt
+	} else {
+		fmt.Fprintln(stdout, "building the services and nats-server…")
+		if err := stack.Build(ctx, b.bin); err != nil {
+			return err
+		}
 	}
 	if b.natsBin, err = stack.BuildNATS(ctx, scratch); err != nil {
 		return err

@@ -124,7 +124,7 @@ func (b *bench) sweep(ctx context.Context) error {
 		}
 		row := strings.TrimSuffix(resultRow(res), "\n")
 		fmt.Fprintf(&rows, "%s %s | %s |\n", row, verdict, use)
-		time.Sleep(2 * time.Second) // let any backlog drain before the next rate
+		settle(ctx)
 		return ok, nil
 	}
 	for rate := float64(sweepFrom); rate <= sweepMax; rate += sweepStep {
@@ -160,6 +160,19 @@ func (b *bench) sweep(ctx context.Context) error {
 			fmt.Sprintf("\n**Highest sustained rate: %.0f messages/s.**\n", best))
 	b.summary = append(b.summary, fmt.Sprintf("| highest sustained rate (p99 < 50 ms, no loss) | ≥ 10,000 msgs/s | **%.0f msgs/s** |", best))
 	return nil
+}
+
+// settle waits until the system is idle again (an overloaded run leaves
+// requests queued in NATS and the services), at most 30 s.
+func settle(ctx context.Context) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		a := sampleCPU()
+		time.Sleep(500 * time.Millisecond)
+		if cpuBetween(a, sampleCPU()).ours < 0.15 {
+			return
+		}
+	}
 }
 
 func gatewayProc(s *stack.Stack) *stack.Proc {
