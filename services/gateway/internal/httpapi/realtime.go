@@ -2,15 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"net"
 	"strings"
 	"sync"
 	"time"
 
-	fastws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
 	"wisp/services/gateway/internal/relay"
@@ -35,7 +33,7 @@ const (
 // feed before the 101 is sent, so the socket receives every event from the
 // moment the upgrade completes.
 func (s *Server) realtimeGate(c *fiber.Ctx) error {
-	if !fastws.FastHTTPIsWebSocketUpgrade(c.Context()) {
+	if !websocket.IsWebSocketUpgrade(c) {
 		return fiber.NewError(fiber.StatusUpgradeRequired, "expected a WebSocket upgrade")
 	}
 	origin := c.Get(fiber.HeaderOrigin)
@@ -73,41 +71,32 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 	return nil
 }
 
-// acceptGUID is RFC 6455's key suffix for Sec-WebSocket-Accept.
-const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// realtimeSocket completes the handshake (no subprotocols, no extensions)
-// and hands the connection to a socket. The fasthttp request context is
-// released as soon as the connection is taken over (KeepHijackedConns), so
-// an idle socket costs its file descriptor, one goroutine blocked in read
-// and a few hundred bytes — not a request context, its header buffers and
-// a 4 KB read buffer.
-func (s *Server) realtimeSocket(c *fiber.Ctx) error {
-	sock, _ := c.Locals(localSocket).(*socket)
-	h := &c.Context().Request.Header
-	key := h.Peek("Sec-WebSocket-Key")
-	if string(h.Peek("Sec-WebSocket-Version")) != "13" || len(key) == 0 {
-		c.Set("Sec-WebSocket-Version", "13")
-		return fiber.ErrUpgradeRequired
-	}
-	sum := sha1.Sum(append(append(make([]byte, 0, 64), key...), acceptGUID...))
-	c.Status(fiber.StatusSwitchingProtocols)
-	c.Set(fiber.HeaderUpgrade, "websocket")
-	c.Set(fiber.HeaderConnection, "Upgrade")
-	c.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
-	c.Context().Hijack(func(nc net.Conn) {
-		// Read and write the TCP connection itself: fasthttp's wrapper may
-		// read through a pooled buffer that it takes back when this returns.
-		// A client that sent frames before the 101 (RFC 6455 forbids it)
-		// loses them and fails framing; nobody else is affected.
+// realtimeSocket completes the handshake with gofiber/contrib/websocket
+// and hands the connection to a socket. The handler returns at once: with
+// KeepHijackedConns the server keeps the connection open but releases the
+// request context, its header buffers, its 4 KB read buffer and the
+// add-on's per-connection maps, so an idle socket costs its file
+// descriptor, one goroutine blocked in read and a few hundred bytes.
+func (s *Server) realtimeSocket() fiber.Handler {
+	return websocket.New(func(conn *websocket.Conn) {
+		sock, _ := conn.Locals(localSocket).(*socket)
+		nc := conn.NetConn()
+		// Read and write the TCP connection itself: fasthttp's wrapper reads
+		// through a pooled buffer that it takes back when this returns. A
+		// client that sent frames before the 101 (RFC 6455 forbids it) loses
+		// them and fails framing; nobody else is affected.
 		if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
 			nc = u.UnsafeConn()
 		}
 		s.sockets.add(sock)
 		sock.start(nc)
 		go sock.serve()
+	}, websocket.Config{
+		HandshakeTimeout: 5 * time.Second,
+		// The add-on's own reader and writer are never used.
+		ReadBufferSize:  64,
+		WriteBufferSize: 64,
 	})
-	return nil
 }
 
 // sockets tracks the live WebSockets: shutdown waits for them and one

@@ -104,7 +104,7 @@ func (s *Server) routes() {
 	api.Delete("/room", s.limit("api", 600, time.Minute), s.destroyRoom)
 	api.Post("/messages", s.limit("send", 600, time.Minute), s.sendMessage)
 	api.Get("/messages", s.limit("api", 600, time.Minute), s.listMessages)
-	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket)
+	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket())
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "not found") })
 }
