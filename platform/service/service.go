@@ -122,6 +122,12 @@ func drainNATS(ctx context.Context, nc *nats.Conn) error {
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			return nil
 		}
+		if errors.Is(err, nats.ErrConnectionReconnecting) {
+			// NATS is away: nothing can be flushed to it, so there is
+			// nothing to wait for. Not a failed shutdown.
+			nc.Close()
+			return nil
+		}
 		return fmt.Errorf("nats drain: %w", err)
 	}
 	select {
