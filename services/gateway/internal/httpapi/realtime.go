@@ -68,8 +68,19 @@ func (s *Server) realtimeGate(c *fiber.Ctx) error {
 		s.hub.Leave(roomID, client)
 		return err
 	}
+	// A 101 that could not be written never reaches the socket's start:
+	// don't keep that client in the room.
+	time.AfterFunc(handshakeGrace, func() {
+		if !sock.started.Load() {
+			s.hub.Leave(roomID, client)
+		}
+	})
 	return nil
 }
+
+// handshakeGrace is how long an accepted upgrade may take to become a
+// socket before its room membership is dropped.
+const handshakeGrace = 15 * time.Second
 
 // realtimeSocket completes the handshake with gofiber/contrib/websocket
 // and hands the connection to a socket. The handler returns at once: with
