@@ -1,4 +1,5 @@
 # wisp — one entry point for humans and CI.
+SHELL   := /bin/bash
 GO      ?= go
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
@@ -6,10 +7,12 @@ MODULES := $(shell $(GO) list -m -f '{{.Dir}}')
 
 ## test: every test of every module, with the race detector.
 test:
-	@set -e; for m in $(MODULES); do \
+	@set -eo pipefail; log=$$(mktemp); \
+	for m in $(MODULES); do \
 		if [ -z "$$(cd $$m && $(GO) list ./... 2>/dev/null)" ]; then continue; fi; \
-		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); \
-	done
+		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...) 2>&1 | tee -a $$log; \
+	done; \
+	echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -c '^FAIL' $$log) failed"; rm -f $$log
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
