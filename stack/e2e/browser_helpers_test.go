@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"wisp/stack"
+	"wisp/testkit"
 )
 
 // The browser tests drive Debian's chromium, headless, one process per
@@ -71,9 +72,9 @@ const violationProbe = `(() => {
 type browser struct {
 	t    *testing.T
 	name string
-	ctx  context.Context // the tab; no deadline (each action adds its own)
-	loc  *time.Location  // the browser's time zone
-	out  *logBuffer      // chromium's stdout and stderr
+	ctx  context.Context     // the tab; no deadline (each action adds its own)
+	loc  *time.Location      // the browser's time zone
+	out  *testkit.SyncBuffer // chromium's stdout and stderr
 
 	mu         sync.Mutex
 	problems   []string // console errors, uncaught exceptions, error log entries
@@ -105,7 +106,7 @@ func startBrowsers(t *testing.T, vp viewport, names ...string) []*browser {
 	path := chromiumPath(t)
 	var bs []*browser
 	for _, name := range names {
-		b := &browser{t: t, name: name, out: &logBuffer{}, loc: time.Local}
+		b := &browser{t: t, name: name, out: &testkit.SyncBuffer{}, loc: time.Local}
 		// TempDir is removed after the browser's cleanup, which waits for the process.
 		if err := b.start(path, t.TempDir(), vp); err != nil {
 			t.Fatalf("browser %s: %v\nchromium output:\n%s", name, err, chromiumOutput(b.out.String()))

@@ -18,9 +18,6 @@ import (
 	"wisp/testkit"
 )
 
-// logBuffer collects the services' logs.
-type logBuffer = testkit.SyncBuffer
-
 // startStack runs the system for one test and dumps its logs if it fails.
 func startStack(t *testing.T, replicas int, env map[string]string) *stack.Stack {
 	t.Helper()

@@ -76,11 +76,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return service.Run(ctx, cfg.Config, stdout, func(ctx context.Context, d service.Deps) (service.Stop, error) {
 		d.Log.Info("gateway config", "http_addr", cfg.HTTPAddr, "allowed_origins", cfg.AllowedOrigins,
 			"rate_limits", cfg.RateLimits, "trusted_proxies", cfg.TrustedProxies)
-		feeds := natsapi.NewFeeds(d.NATS, nil)
+		feeds := natsapi.NewFeeds(d.NATS)
 		hub := relay.NewHub(feeds)
-		feeds.SetDeliver(hub.Deliver)
 		feedCtx, stopFeeds := context.WithCancel(context.Background())
-		go feeds.Run(feedCtx)
+		go feeds.Run(feedCtx, hub.Deliver)
 
 		srv := httpapi.New(httpapi.Config{AllowedOrigins: cfg.AllowedOrigins, RateLimits: cfg.RateLimits, TrustedProxies: cfg.TrustedProxies},
 			natsapi.NewBackend(d.NATS, cfg.RequestTimeout), hub, d.Log, httpapi.NewMetrics(d.Metrics, hub))

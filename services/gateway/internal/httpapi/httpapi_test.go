@@ -33,11 +33,10 @@ type gateway struct {
 func startGateway(t *testing.T, ns *server.Server, backend httpapi.Backend, cfg httpapi.Config) *gateway {
 	t.Helper()
 	nc := testkit.Connect(t, ns)
-	feeds := natsapi.NewFeeds(nc, nil)
+	feeds := natsapi.NewFeeds(nc)
 	hub := relay.NewHub(feeds)
-	feeds.SetDeliver(hub.Deliver)
 	ctx, cancel := context.WithCancel(context.Background())
-	go feeds.Run(ctx)
+	go feeds.Run(ctx, hub.Deliver)
 	srv := httpapi.New(cfg, backend, hub, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.NewMetrics(prometheus.NewRegistry(), hub))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

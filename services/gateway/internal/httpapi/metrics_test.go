@@ -21,7 +21,7 @@ import (
 func TestMetricsSurviveReusedRequests(t *testing.T) {
 	ns := testkit.StartNATS(t)
 	nc := testkit.Connect(t, ns)
-	hub := relay.NewHub(natsapi.NewFeeds(nc, nil))
+	hub := relay.NewHub(natsapi.NewFeeds(nc))
 	reg := prometheus.NewRegistry()
 	srv := httpapi.New(httpapi.Config{}, newFakeBackend(nc), hub, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.NewMetrics(reg, hub))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

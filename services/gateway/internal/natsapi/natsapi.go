@@ -90,22 +90,18 @@ func (b *Backend) List(ctx context.Context, roomID, token string, after int64) (
 // subscriptions share one channel and one dispatching goroutine, so an idle
 // room costs a subscription record, not a goroutine.
 type Feeds struct {
-	nc      *nats.Conn
-	msgs    chan *nats.Msg
-	deliver func(roomID string, data []byte, last bool)
+	nc   *nats.Conn
+	msgs chan *nats.Msg
 }
 
 // feedBuffer is how many events may wait for dispatch; dispatch never
 // blocks (the relay drops slow clients), so it only absorbs bursts.
 const feedBuffer = 65536
 
-// NewFeeds returns feeds that hand each event to deliver; call Run.
-func NewFeeds(nc *nats.Conn, deliver func(roomID string, data []byte, last bool)) *Feeds {
-	return &Feeds{nc: nc, msgs: make(chan *nats.Msg, feedBuffer), deliver: deliver}
+// NewFeeds returns feeds on nc; Run hands their events on.
+func NewFeeds(nc *nats.Conn) *Feeds {
+	return &Feeds{nc: nc, msgs: make(chan *nats.Msg, feedBuffer)}
 }
-
-// SetDeliver sets where events go (the relay hub, built after the feeds).
-func (f *Feeds) SetDeliver(deliver func(roomID string, data []byte, last bool)) { f.deliver = deliver }
 
 // Subscribe registers interest in the room's events and waits until the
 // server has it, so no event published after this returns is missed.
@@ -121,8 +117,8 @@ func (f *Feeds) Subscribe(roomID string) (func(), error) {
 	return func() { _ = sub.Unsubscribe() }, nil
 }
 
-// Run dispatches events in arrival order until ctx ends.
-func (f *Feeds) Run(ctx context.Context) {
+// Run hands events to deliver in arrival order until ctx ends.
+func (f *Feeds) Run(ctx context.Context, deliver func(roomID string, data []byte, last bool)) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,7 +128,7 @@ func (f *Feeds) Run(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			f.deliver(roomID, m.Data, event == contract.EventDestroy)
+			deliver(roomID, m.Data, event == contract.EventDestroy)
 		}
 	}
 }
