@@ -184,5 +184,11 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byt
 	return msg.Data, nil
 }
 
-// Stats reports the requests this replica has served, per endpoint.
-func (s *Server) Stats() micro.Stats { return s.svc.Stats() }
+// Served is how many requests this replica has taken, over all endpoints.
+func (s *Server) Served() int {
+	n := 0
+	for _, ep := range s.svc.Stats().Endpoints {
+		n += ep.NumRequests
+	}
+	return n
+}

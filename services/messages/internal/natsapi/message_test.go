@@ -1,16 +1,13 @@
 package natsapi_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wisp/contract"
@@ -22,21 +19,6 @@ import (
 )
 
 const roomID = "V1StGXR8_Z5jdHi6B-myT"
-
-func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) (Rep, *contract.Error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	rep, err := natsrpc.Call[Rep](ctx, nc, subject, req)
-	var ce *contract.Error
-	if errors.As(err, &ce) {
-		return rep, ce
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", subject, err)
-	}
-	return rep, nil
-}
 
 // TestEndpointsOverNATSWithTwoReplicas sends and lists through two messages
 // replicas and checks the room's subject carries each message, tokenless.
@@ -60,7 +42,7 @@ func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
 
 	for i := range 20 {
 		tok := []string{"tok-a", "tok-b"}[i%2]
-		rep, e := call[contract.SendReply](t, client, contract.SubjectMessageSend,
+		rep, e := testkit.Call[contract.SendReply](t, client, contract.SubjectMessageSend,
 			contract.SendRequest{RoomID: roomID, Token: tok, Sender: "s", Text: "hello"})
 		if e != nil || rep.Message.Seq != int64(i+1) || rep.Message.Token == "" {
 			t.Fatalf("send %d: %+v %v", i, rep, e)
@@ -74,7 +56,7 @@ func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
 			t.Fatalf("event %s", ev.Data)
 		}
 	}
-	list, e := call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "tok-a", After: 15})
+	list, e := testkit.Call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "tok-a", After: 15})
 	if e != nil || len(list.Messages) != 5 || list.More {
 		t.Fatalf("list after 15: %+v %v", list, e)
 	}
@@ -94,19 +76,15 @@ func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
 		{contract.SendRequest{RoomID: "bad", Token: "tok-a", Sender: "s", Text: "x"}, contract.CodeUnauthorized},
 	}
 	for _, b := range bad {
-		if _, e := call[contract.SendReply](t, client, contract.SubjectMessageSend, b.req); e == nil || e.Code != b.code {
+		if _, e := testkit.Call[contract.SendReply](t, client, contract.SubjectMessageSend, b.req); e == nil || e.Code != b.code {
 			t.Fatalf("send %+v: %v, want %s", b.req, e, b.code)
 		}
 	}
-	if _, e := call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "nope"}); e == nil || e.Code != contract.CodeUnauthorized {
+	if _, e := testkit.Call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "nope"}); e == nil || e.Code != contract.CodeUnauthorized {
 		t.Fatalf("list by stranger: %v", e)
 	}
 	for i, s := range srvs {
-		var n int
-		for _, ep := range s.Stats().Endpoints {
-			n += ep.NumRequests
-		}
-		if n == 0 {
+		if s.Served() == 0 {
 			t.Fatalf("replica %d served no request", i)
 		}
 	}

@@ -1,8 +1,6 @@
 package natsapi_test
 
 import (
-	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -39,96 +37,77 @@ func startReplicas(t *testing.T, n int) (*nats.Conn, []*natsrpc.Server) {
 	return testkit.Connect(t, ns), srvs
 }
 
-func call[Rep any](t *testing.T, nc *nats.Conn, subject string, req any) (Rep, *contract.Error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	rep, err := natsrpc.Call[Rep](ctx, nc, subject, req)
-	var ce *contract.Error
-	if errors.As(err, &ce) {
-		return rep, ce
-	}
-	if err != nil {
-		t.Fatalf("%s: %v", subject, err)
-	}
-	return rep, nil
-}
-
 // TestEndpointsOverNATSWithTwoReplicas walks a room's whole life over NATS
 // while two replicas share the work through the micro queue group.
 func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
 	client, srvs := startReplicas(t, 2)
 	destroys, _ := client.SubscribeSync(contract.AllDestroys)
 
-	created, e := call[contract.CreateRoomReply](t, client, contract.SubjectRoomCreate, struct{}{})
+	created, e := testkit.Call[contract.CreateRoomReply](t, client, contract.SubjectRoomCreate, struct{}{})
 	if e != nil || !contract.ValidRoomID(created.RoomID) || created.ExpiresAt-created.CreatedAt != 60000 {
 		t.Fatalf("create: %+v %v", created, e)
 	}
 	id := created.RoomID
-	a, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id})
+	a, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id})
 	if e != nil || !a.Joined || a.Token == "" || a.ExpiresAt != created.ExpiresAt {
 		t.Fatalf("join a: %+v %v", a, e)
 	}
-	again, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id, Token: a.Token})
+	again, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id, Token: a.Token})
 	if e != nil || again.Joined || again.Token != a.Token {
 		t.Fatalf("rejoin: %+v %v", again, e)
 	}
-	if _, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id}); e != nil {
+	if _, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id}); e != nil {
 		t.Fatalf("join b: %v", e)
 	}
-	if _, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id}); e == nil || e.Code != contract.CodeConflict {
+	if _, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: id}); e == nil || e.Code != contract.CodeConflict {
 		t.Fatalf("third join: %v, want 409", e)
 	}
-	if _, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: "no-such-room-xxxxxxxxx"}); e == nil || e.Code != contract.CodeNotFound {
+	if _, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: "no-such-room-xxxxxxxxx"}); e == nil || e.Code != contract.CodeNotFound {
 		t.Fatalf("join unknown: %v, want 404", e)
 	}
-	if _, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: "../bad"}); e == nil || e.Code != contract.CodeNotFound {
+	if _, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, contract.RoomRequest{RoomID: "../bad"}); e == nil || e.Code != contract.CodeNotFound {
 		t.Fatalf("join malformed: %v, want 404", e)
 	}
-	auth, e := call[contract.AuthorizeReply](t, client, contract.SubjectRoomAuth, contract.RoomRequest{RoomID: id, Token: a.Token})
+	auth, e := testkit.Call[contract.AuthorizeReply](t, client, contract.SubjectRoomAuth, contract.RoomRequest{RoomID: id, Token: a.Token})
 	if e != nil || auth.ExpiresAt != created.ExpiresAt {
 		t.Fatalf("authorize: %+v %v", auth, e)
 	}
-	if _, e := call[contract.AuthorizeReply](t, client, contract.SubjectRoomAuth, contract.RoomRequest{RoomID: id, Token: "x"}); e == nil || e.Code != contract.CodeUnauthorized {
+	if _, e := testkit.Call[contract.AuthorizeReply](t, client, contract.SubjectRoomAuth, contract.RoomRequest{RoomID: id, Token: "x"}); e == nil || e.Code != contract.CodeUnauthorized {
 		t.Fatalf("authorize stranger: %v", e)
 	}
-	ttl, e := call[contract.TTLReply](t, client, contract.SubjectRoomTTL, contract.RoomRequest{RoomID: id, Token: a.Token})
+	ttl, e := testkit.Call[contract.TTLReply](t, client, contract.SubjectRoomTTL, contract.RoomRequest{RoomID: id, Token: a.Token})
 	if e != nil || ttl.TTL < 58 || ttl.TTL > 60 {
 		t.Fatalf("ttl: %+v %v", ttl, e)
 	}
-	if _, e := call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: "x"}); e == nil || e.Code != contract.CodeUnauthorized {
+	if _, e := testkit.Call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: "x"}); e == nil || e.Code != contract.CodeUnauthorized {
 		t.Fatalf("destroy by stranger: %v", e)
 	}
-	if _, e := call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: a.Token}); e != nil {
+	if _, e := testkit.Call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: a.Token}); e != nil {
 		t.Fatalf("destroy: %v", e)
 	}
 	msg, err := destroys.NextMsg(2 * time.Second)
 	if err != nil || msg.Subject != contract.DestroySubject(id) || string(msg.Data) != string(contract.DestroyEvent(contract.ReasonDestroyed)) {
 		t.Fatalf("chat.destroy: %v %v", msg, err)
 	}
-	if _, e := call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: a.Token}); e == nil || e.Code != contract.CodeUnauthorized {
+	if _, e := testkit.Call[contract.DestroyReply](t, client, contract.SubjectRoomDestroy, contract.RoomRequest{RoomID: id, Token: a.Token}); e == nil || e.Code != contract.CodeUnauthorized {
 		t.Fatalf("second destroy: %v", e)
 	}
 	if extra, err := destroys.NextMsg(200 * time.Millisecond); err == nil {
 		t.Fatalf("second chat.destroy published: %s", extra.Data)
 	}
-	if _, e := call[contract.TTLReply](t, client, contract.SubjectRoomTTL, contract.RoomRequest{RoomID: id, Token: a.Token}); e == nil || e.Code != contract.CodeUnauthorized {
+	if _, e := testkit.Call[contract.TTLReply](t, client, contract.SubjectRoomTTL, contract.RoomRequest{RoomID: id, Token: a.Token}); e == nil || e.Code != contract.CodeUnauthorized {
 		t.Fatalf("ttl of destroyed room: %v", e)
 	}
-	if _, e := call[contract.JoinReply](t, client, contract.SubjectRoomJoin, []int{1}); e == nil || e.Code != contract.CodeBadRequest {
+	if _, e := testkit.Call[contract.JoinReply](t, client, contract.SubjectRoomJoin, []int{1}); e == nil || e.Code != contract.CodeBadRequest {
 		t.Fatalf("malformed body: %v, want 400", e)
 	}
 
 	// Both replicas took part.
 	for i := 0; i < 40; i++ {
-		call[contract.CreateRoomReply](t, client, contract.SubjectRoomCreate, struct{}{})
+		testkit.Call[contract.CreateRoomReply](t, client, contract.SubjectRoomCreate, struct{}{})
 	}
 	for i, s := range srvs {
-		var n int
-		for _, ep := range s.Stats().Endpoints {
-			n += ep.NumRequests
-		}
-		if n == 0 {
+		if s.Served() == 0 {
 			t.Fatalf("replica %d served no request", i)
 		}
 	}
