@@ -16,19 +16,33 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 func TestGolden(t *testing.T) {
 	msg := Message{ID: "m1", Seq: 3, Sender: "anonymous-wolf-AbC12", Text: "hi 👋", Timestamp: 1700000000000, RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "mk"}
 	cases := map[string]any{
-		"message":       msg,
-		"create_reply":  CreateRoomReply{RoomID: "V1StGXR8_Z5jdHi6B-myT", CreatedAt: 1700000000000, ExpiresAt: 1700000600000},
-		"room_request":  RoomRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret"},
-		"join_reply":    JoinReply{Token: "secret", Joined: true, ExpiresAt: 1700000600000},
-		"auth_reply":    AuthorizeReply{ExpiresAt: 1700000600000},
-		"ttl_reply":     TTLReply{TTL: 599},
-		"destroy_reply": DestroyReply{},
-		"send_request":  SendRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret", Sender: "a", Text: "b"},
+		"message":        msg,
+		"create_request": CreateRoomRequest{TTL: 300},
+		// The default lifetime: the same body as before there was a choice.
+		"create_default": CreateRoomRequest{},
+		"create_reply":   CreateRoomReply{RoomID: "V1StGXR8_Z5jdHi6B-myT", CreatedAt: 1700000000000, ExpiresAt: 1700000600000},
+		"room_request":   RoomRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret"},
+		"join_reply":     JoinReply{Token: "secret", Joined: true, ExpiresAt: 1700000600000},
+		"auth_reply":     AuthorizeReply{ExpiresAt: 1700000600000, Member: "mk", LastSeq: 7},
+		"ttl_reply":      TTLReply{TTL: 599},
+		"destroy_reply":  DestroyReply{},
+		"send_request":   SendRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret", Sender: "a", Text: "b", ClientID: "c-1_x"},
+		// An old client's send, without a clientId, keeps its old form.
+		"send_legacy":   SendRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret", Sender: "a", Text: "b"},
 		"send_reply":    SendReply{Message: msg},
 		"list_request":  ListRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret", After: 2},
 		"list_reply":    ListReply{Messages: []Message{msg}},
 		"event_message": json.RawMessage(MessageEvent(msg)),
 		"event_destroy": json.RawMessage(DestroyEvent(ReasonExpired)),
+		// End-to-end rooms: the flag at creation, in authorize and ttl, the
+		// envelope in place of sender and text, and the key frame.
+		"create_e2e":  CreateRoomRequest{E2E: true},
+		"auth_e2e":    AuthorizeReply{ExpiresAt: 1700000600000, Member: "mk", LastSeq: 7, E2E: true},
+		"ttl_e2e":     TTLReply{TTL: 599, E2E: true},
+		"send_sealed": SendRequest{RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "secret", ClientID: "c-1_x", Envelope: "AQID"},
+		"event_sealed": json.RawMessage(MessageEvent(Message{ID: "m2", Seq: 4, Envelope: "AQID", Timestamp: 1700000000000,
+			RoomID: "V1StGXR8_Z5jdHi6B-myT", Token: "mk"})),
+		"event_key": json.RawMessage(KeyEvent(KeyData{Alg: "X25519", Key: "a2V5", Peer: "ZnA"})),
 	}
 	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -84,7 +98,11 @@ func TestSubjectsAreRoomScoped(t *testing.T) {
 
 func TestRoomKeysShareHashTag(t *testing.T) {
 	id := "V1StGXR8_Z5jdHi6B-myT"
-	for _, k := range []string{RoomKey(id), MembersKey(id), MessagesKey(id)} {
+	keys := RoomKeys(id)
+	if len(keys) != 4 || keys[0] != RoomKey(id) || keys[1] != MembersKey(id) {
+		t.Fatalf("RoomKeys = %v, want the room and members keys first, and all four", keys)
+	}
+	for _, k := range keys {
 		if want := "{" + id + "}"; !strings.Contains(k, want) {
 			t.Errorf("%s lacks hash tag %s", k, want)
 		}
@@ -92,7 +110,7 @@ func TestRoomKeysShareHashTag(t *testing.T) {
 	if got, ok := RoomIDFromKey(RoomKey(id)); !ok || got != id {
 		t.Errorf("RoomIDFromKey(RoomKey) = %q, %v", got, ok)
 	}
-	for _, k := range []string{MembersKey(id), MessagesKey(id), DeadlinesKey, "wisp:room:{bad id}"} {
+	for _, k := range []string{MembersKey(id), MessagesKey(id), ClientsKey(id), DeadlinesKey, "wisp:room:{bad id}"} {
 		if _, ok := RoomIDFromKey(k); ok {
 			t.Errorf("RoomIDFromKey(%q) accepted a non-room key", k)
 		}
@@ -123,5 +141,98 @@ func TestErrorFromHeader(t *testing.T) {
 	e := ErrorFromHeader(map[string][]string{HeaderErrorCode: {"409"}, HeaderError: {"room is full"}})
 	if e == nil || e.Code != CodeConflict || e.Description != "room is full" {
 		t.Fatalf("got %+v", e)
+	}
+}
+
+func TestSeqOfReadsMessageFrames(t *testing.T) {
+	frame := MessageEvent(Message{ID: "V1StGXR8_Z5jdHi6B-myA", Seq: 1234, Sender: "a", Text: `"seq":9`, RoomID: "r"})
+	if seq, ok := SeqOf(frame); !ok || seq != 1234 {
+		t.Fatalf("SeqOf = %d, %v", seq, ok)
+	}
+	for _, f := range [][]byte{DestroyEvent(ReasonExpired), PresenceEvent(true), []byte(`{"event":"chat.message","data":{"id":"x"}}`)} {
+		if _, ok := SeqOf(f); ok {
+			t.Fatalf("seq found in %s", f)
+		}
+	}
+}
+
+// TestDeadlineKeysShareHashTag: the deadline set, its outbox and its epoch
+// sit in one Cluster slot, and an ending member round-trips.
+func TestDeadlineKeysShareHashTag(t *testing.T) {
+	for _, k := range []string{DeadlinesKey, EndingKey, EpochKey, EndingKeyOf(DeadlinesKey), EpochKeyOf(DeadlinesKey)} {
+		if !strings.Contains(k, "{deadlines}") {
+			t.Errorf("%s lacks the {deadlines} hash tag", k)
+		}
+	}
+	if EndingKey != EndingKeyOf(DeadlinesKey) || EpochKey != EpochKeyOf(DeadlinesKey) {
+		t.Fatal("the constants and the per-shard names disagree")
+	}
+	id := "V1StGXR8_Z5jdHi6B-myT"
+	for _, reason := range []string{ReasonExpired, ReasonDestroyed, EndingResync} {
+		r, got, ok := ParseEndingMember(EndingMember(reason, id))
+		if !ok || r != reason || got != id {
+			t.Errorf("ParseEndingMember(EndingMember(%q, id)) = %q, %q, %v", reason, r, got, ok)
+		}
+	}
+	for _, m := range []string{"", "expired", "expired:", "gone:" + id, "expired:bad.id", id} {
+		if _, _, ok := ParseEndingMember(m); ok {
+			t.Errorf("ParseEndingMember(%q) accepted", m)
+		}
+	}
+}
+
+// TestSlotMatchesRedis: the values CLUSTER KEYSLOT answers (Redis's own
+// cluster specification and redis-cli).
+func TestSlotMatchesRedis(t *testing.T) {
+	cases := map[string]int{
+		"foo":                   12182,
+		"123456789":             12739,
+		"{user1000}.following":  Slot("user1000"),
+		"foo{}{bar}":            Slot("foo{}{bar}"), // an empty tag hashes the whole key
+		"foo{{bar}}zap":         Slot("{bar"),
+		"foo{bar}{zap}":         Slot("bar"),
+		"wisp:room:{abc}:extra": Slot("abc"),
+	}
+	for key, want := range cases {
+		if got := Slot(key); got != want {
+			t.Errorf("Slot(%q) = %d, want %d", key, got, want)
+		}
+	}
+	if Slot("foo{}{bar}") == Slot("bar") {
+		t.Error("an empty hash tag must not fall through to the next one")
+	}
+}
+
+// TestDeadlineShards: the shard keys are pinned (renaming one strands its
+// rooms), each shard's deadline set, outbox and epoch share a slot, shard I
+// lies in the I-th sixteenth of the slot space, and rooms spread over all.
+func TestDeadlineShards(t *testing.T) {
+	keys := DeadlineShardKeys()
+	if len(keys) != DeadlineShards || keys[0] != "wisp:{deadlines.0.10}" || keys[15] != "wisp:{deadlines.15.19}" {
+		t.Fatalf("shard keys changed: %v", keys)
+	}
+	width := ClusterSlots / DeadlineShards
+	for i, k := range keys {
+		s := Slot(k)
+		if s/width != i {
+			t.Errorf("shard %d (%s) is in slot %d, outside [%d, %d)", i, k, s, i*width, (i+1)*width)
+		}
+		if Slot(EndingKeyOf(k)) != s || Slot(EpochKeyOf(k)) != s {
+			t.Errorf("shard %d: its ending set or epoch is in another slot", i)
+		}
+	}
+	seen := map[int]int{}
+	for range 1600 {
+		id := RandomID(RoomIDLen)
+		i := DeadlineShardOf(id)
+		if DeadlinesKeyOf(id) != keys[i] || Slot(RoomKey(id))/width != i {
+			t.Fatalf("room %s: shard %d does not match its slot %d", id, i, Slot(RoomKey(id)))
+		}
+		seen[i]++
+	}
+	for i := range DeadlineShards {
+		if seen[i] < 50 {
+			t.Errorf("shard %d got %d of 1600 rooms", i, seen[i])
+		}
 	}
 }

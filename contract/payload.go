@@ -1,15 +1,21 @@
 package contract
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // Message is one chat message as the API returns it. Token is the author's
 // opaque member marker, set only on the caller's own messages; it is never
 // the member's secret cookie token.
 type Message struct {
-	ID        string `json:"id"`
-	Seq       int64  `json:"seq"`
-	Sender    string `json:"sender"`
-	Text      string `json:"text"`
+	ID     string `json:"id"`
+	Seq    int64  `json:"seq"`
+	Sender string `json:"sender"`
+	Text   string `json:"text"`
+	// Envelope is the sealed sender and text of a message in an end-to-end
+	// room (base64url; Sender and Text are then empty); "" elsewhere.
+	Envelope  string `json:"envelope,omitempty"`
 	Timestamp int64  `json:"timestamp"`
 	RoomID    string `json:"roomId"`
 	Token     string `json:"token,omitempty"`
@@ -32,6 +38,26 @@ type DestroyData struct {
 func MessageEvent(m Message) []byte {
 	m.Token = ""
 	return encodeEvent(EventMessage, m)
+}
+
+// SeqOf reads the seq of a chat.message frame as MessageEvent writes it,
+// without decoding the rest; ok is false for any other frame.
+func SeqOf(frame []byte) (seq int64, ok bool) {
+	const prefix = `{"event":"` + EventMessage + `","data":{`
+	if !bytes.HasPrefix(frame, []byte(prefix)) {
+		return 0, false
+	}
+	i := bytes.Index(frame[len(prefix):], []byte(`"seq":`))
+	if i < 0 {
+		return 0, false
+	}
+	digits := frame[len(prefix)+i+len(`"seq":`):]
+	n := 0
+	for n < len(digits) && n < 19 && digits[n] >= '0' && digits[n] <= '9' {
+		seq = seq*10 + int64(digits[n]-'0')
+		n++
+	}
+	return seq, n > 0
 }
 
 // DestroyEvent encodes the chat.destroy frame for the given reason.
@@ -57,8 +83,16 @@ func encodeEvent(name string, data any) []byte {
 	return append(out, '}')
 }
 
-// CreateRoomReply answers SubjectRoomCreate (the request body is empty).
-// ExpiresAt is the room's deadline in ms since the epoch.
+// CreateRoomRequest asks for a room that lives TTL seconds; 0 (or an empty
+// body, as old gateways send) means the rooms service's default lifetime.
+// E2E makes the room end-to-end: it then stores only envelopes.
+type CreateRoomRequest struct {
+	TTL int64 `json:"ttl,omitempty"`
+	E2E bool  `json:"e2e,omitempty"`
+}
+
+// CreateRoomReply answers SubjectRoomCreate. ExpiresAt is the room's
+// deadline in ms since the epoch.
 type CreateRoomReply struct {
 	RoomID    string `json:"roomId"`
 	CreatedAt int64  `json:"createdAt"`
@@ -81,28 +115,43 @@ type JoinReply struct {
 }
 
 // AuthorizeReply answers SubjectRoomAuth for a member of a live room.
+// Member is the caller's public marker, the token its own messages carry
+// (never the secret token): it tells a room's two members apart.
 type AuthorizeReply struct {
-	ExpiresAt int64 `json:"expiresAt"`
+	ExpiresAt int64  `json:"expiresAt"`
+	Member    string `json:"member"`
+	// LastSeq is the seq of the room's newest message (0: none yet): where
+	// a gateway that must catch its sockets up starts from.
+	LastSeq int64 `json:"lastSeq"`
+	// E2E says the room is end-to-end: it stores only envelopes.
+	E2E bool `json:"e2e,omitempty"`
 }
 
-// TTLReply answers SubjectRoomTTL: whole seconds left, never negative.
+// TTLReply answers SubjectRoomTTL: whole seconds left, never negative, and
+// whether the room is end-to-end (the page's cue to encrypt).
 type TTLReply struct {
 	TTL int64 `json:"ttl"`
+	E2E bool  `json:"e2e,omitempty"`
 }
 
 // DestroyReply answers SubjectRoomDestroy.
 type DestroyReply struct{}
 
-// SendRequest asks the messages service to append a message.
+// SendRequest asks the messages service to append a message. ClientID,
+// when set, makes the send idempotent: a retry with the same ClientID by the
+// same member stores nothing and is answered with the message stored first.
 type SendRequest struct {
-	RoomID string `json:"roomId"`
-	Token  string `json:"token"`
-	Sender string `json:"sender"`
-	Text   string `json:"text"`
+	RoomID   string `json:"roomId"`
+	Token    string `json:"token"`
+	Sender   string `json:"sender"`
+	Text     string `json:"text"`
+	ClientID string `json:"clientId,omitempty"`
+	// Envelope, for an end-to-end room, replaces Sender and Text.
+	Envelope string `json:"envelope,omitempty"`
 }
 
 // SendReply answers SubjectMessageSend with the stored message (Token set:
-// it is the caller's own).
+// it is the caller's own), also when a retry found it already stored.
 type SendReply struct {
 	Message Message `json:"message"`
 }

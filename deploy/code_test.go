@@ -30,7 +30,7 @@ const root = ".."
 // envVar is one setting a service reads through platform/service.Env.
 type envVar struct {
 	Name    string
-	Method  string   // String, Duration, Int or URL; "raw" for a direct getenv
+	Method  string   // String, Duration, Int, URL, URLs or RedisURL; "raw" for a direct getenv
 	Default string   // the default's source text, unquoted when a string literal
 	Schemes []string // for URL
 }
@@ -92,7 +92,7 @@ func readFacts() (codeFacts, error) {
 	for _, svc := range f.Services {
 		vars, withRedis, err := serviceEnv(filepath.Join(root, "services", svc, "cmd", svc))
 		if err != nil {
-			return f, fmt.Errorf("%s: %v", svc, err)
+			return f, fmt.Errorf("%s: %w", svc, err)
 		}
 		f.WithRedis[svc] = withRedis
 		all := append([]envVar(nil), shared...)
@@ -170,49 +170,58 @@ func sharedEnv(path string) (always, redisOnly []envVar, err error) {
 // the withRedis argument it passes to LoadConfig.
 func serviceEnv(dir string) ([]envVar, bool, error) {
 	ignored := gitIgnored(dir)
-	pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi os.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go") && !ignored[fi.Name()]
-	}, 0)
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, false, err
+	}
+	var files []*ast.File
+	fset := token.NewFileSet()
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") || ignored[name] {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, name), nil, 0)
+		if err != nil {
+			return nil, false, err
+		}
+		files = append(files, f)
 	}
 	var (
 		vars      []envVar
 		withRedis *bool
 	)
-	for _, pkg := range pkgs {
-		for _, file := range pkg.Files {
-			// Variables holding a service.NewEnv(…).
-			envs := map[string]bool{}
-			ast.Inspect(file, func(n ast.Node) bool {
-				if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
-					for i, rhs := range as.Rhs {
-						if c, ok := rhs.(*ast.CallExpr); ok && strings.HasSuffix(typeString(c.Fun), "NewEnv") {
-							if id, ok := as.Lhs[i].(*ast.Ident); ok {
-								envs[id.Name] = true
-							}
+	for _, file := range files {
+		// Variables holding a service.NewEnv(…).
+		envs := map[string]bool{}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if as, ok := n.(*ast.AssignStmt); ok && len(as.Lhs) == len(as.Rhs) {
+				for i, rhs := range as.Rhs {
+					if c, ok := rhs.(*ast.CallExpr); ok && strings.HasSuffix(typeString(c.Fun), "NewEnv") {
+						if id, ok := as.Lhs[i].(*ast.Ident); ok {
+							envs[id.Name] = true
 						}
 					}
 				}
+			}
+			return true
+		})
+		ast.Inspect(file, func(n ast.Node) bool {
+			c, ok := n.(*ast.CallExpr)
+			if !ok {
 				return true
-			})
-			ast.Inspect(file, func(n ast.Node) bool {
-				c, ok := n.(*ast.CallExpr)
-				if !ok {
-					return true
+			}
+			if v, ok := envCall(c, envs); ok {
+				vars = append(vars, v)
+			}
+			if typeString(c.Fun) == "service.LoadConfig" && len(c.Args) == 3 {
+				if id, ok := c.Args[2].(*ast.Ident); ok && (id.Name == "true" || id.Name == "false") {
+					b := id.Name == "true"
+					withRedis = &b
 				}
-				if v, ok := envCall(c, envs); ok {
-					vars = append(vars, v)
-				}
-				if typeString(c.Fun) == "service.LoadConfig" && len(c.Args) == 3 {
-					if id, ok := c.Args[2].(*ast.Ident); ok && (id.Name == "true" || id.Name == "false") {
-						b := id.Name == "true"
-						withRedis = &b
-					}
-				}
-				return true
-			})
-		}
+			}
+			return true
+		})
 	}
 	if withRedis == nil {
 		return nil, false, fmt.Errorf("%s: no service.LoadConfig(name, env, true|false) call", dir)
@@ -234,7 +243,7 @@ func envCall(c *ast.CallExpr, envs map[string]bool) (envVar, bool) {
 	case *ast.SelectorExpr:
 		if id, ok := fun.X.(*ast.Ident); ok && envs[id.Name] {
 			switch fun.Sel.Name {
-			case "String", "Duration", "Int", "URL":
+			case "String", "Duration", "Int", "URL", "URLs", "RedisURL":
 				v := envVar{Name: name, Method: fun.Sel.Name}
 				if len(c.Args) > 1 {
 					v.Default = exprString(c.Args[1])
@@ -412,8 +421,10 @@ func TestCodeFacts(t *testing.T) {
 				t.Errorf("%s: %s not found among its settings %v", svc, want, names)
 			}
 		}
-		if names["REDIS_URL"] != f.WithRedis[svc] {
-			t.Errorf("%s: REDIS_URL read = %v, LoadConfig withRedis = %v", svc, names["REDIS_URL"], f.WithRedis[svc])
+		// A service may also read REDIS_URL itself for an optional use
+		// (the gateway's shared rate limits).
+		if f.WithRedis[svc] && !names["REDIS_URL"] {
+			t.Errorf("%s: LoadConfig withRedis = true, but REDIS_URL is not among its settings", svc)
 		}
 		t.Logf("%s reads %d settings (Redis: %v)", svc, len(names), f.WithRedis[svc])
 	}

@@ -47,11 +47,13 @@ func loadCompose(t testing.TB) *types.Project {
 	return composeProject
 }
 
-// TestComposeLoads also checks each wisp service builds from its own
-// Dockerfile with the repository root as context.
+// TestComposeLoads also checks each wisp service builds from the one
+// Dockerfile with its SERVICE and the repository root as context, and
+// declares the ports it listens on.
 func TestComposeLoads(t *testing.T) {
+	f := mustFacts(t)
 	p := loadCompose(t)
-	for _, svc := range mustFacts(t).Services {
+	for _, svc := range f.Services {
 		s, ok := p.Services[svc]
 		if !ok {
 			continue // TestEveryServiceIsDeployed reports it
@@ -64,8 +66,20 @@ func TestComposeLoads(t *testing.T) {
 		if filepath.Clean(s.Build.Context) != ctx {
 			t.Errorf("%s: build context %s, want the repository root", svc, s.Build.Context)
 		}
-		if want := filepath.Join("services", svc, "Dockerfile"); filepath.Clean(s.Build.Dockerfile) != want {
-			t.Errorf("%s: dockerfile %s, want %s", svc, s.Build.Dockerfile, want)
+		if filepath.Clean(s.Build.Dockerfile) != "Dockerfile" {
+			t.Errorf("%s: dockerfile %s, want the repository's Dockerfile", svc, s.Build.Dockerfile)
+		}
+		if arg := s.Build.Args["SERVICE"]; arg == nil || *arg != svc {
+			t.Errorf("%s: build arg SERVICE = %v, want %s", svc, ptrString(arg), svc)
+		}
+		want := []string{strconv.Itoa(f.defaultPort(t, svc, "OPS_ADDR"))}
+		if _, ok := f.defaultOf(svc, "HTTP_ADDR"); ok {
+			want = append(want, strconv.Itoa(f.defaultPort(t, svc, "HTTP_ADDR")))
+		}
+		for _, port := range want {
+			if !slices.Contains(s.Expose, port) {
+				t.Errorf("%s: expose %v lacks %s, a port the service listens on", svc, s.Expose, port)
+			}
 		}
 		if !strings.HasPrefix(s.Image, "wisp/"+svc+":") {
 			t.Errorf("%s: image %q, want wisp/%s:TAG like the Kubernetes manifests", svc, s.Image, svc)
@@ -161,14 +175,14 @@ func TestComposeScales(t *testing.T) {
 	}
 }
 
-// TestComposeRedis: keyspace events for expired keys on, persistence off.
+// TestComposeRedis: persistence off.
 func TestComposeRedis(t *testing.T) {
 	s, ok := loadCompose(t).Services["redis"]
 	if !ok {
 		t.Fatal("no redis service")
 	}
 	args := strings.Join(quoteEmpty(s.Command), " ")
-	for _, want := range []string{`--save ""`, "--appendonly no", "--notify-keyspace-events Ex"} {
+	for _, want := range []string{`--save ""`, "--appendonly no"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("redis command %q lacks %s", args, want)
 		}

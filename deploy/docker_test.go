@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -32,16 +33,31 @@ type stage struct {
 	Ins        []instruction
 }
 
-func parseDockerfile(t testing.TB, file string) []stage {
+// dockerfile is the repository's one Dockerfile; SERVICE says which service
+// an image holds.
+var dockerfile = filepath.Join(root, "Dockerfile")
+
+// stagesFor parses the Dockerfile as `docker build --build-arg
+// SERVICE=svc` reads it: ARG values substituted where Docker substitutes
+// them (an ARG before the first FROM only in FROM lines, one inside a
+// stage from there on in that stage).
+func stagesFor(t testing.TB, svc string) []stage {
+	t.Helper()
+	return parseDockerfile(t, dockerfile, map[string]string{"SERVICE": svc})
+}
+
+func parseDockerfile(t testing.TB, file string, buildArgs map[string]string) []stage {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var (
-		stages []stage
-		buf    strings.Builder
-		start  int
+		stages  []stage
+		buf     strings.Builder
+		start   int
+		global  = map[string]string{}
+		inStage map[string]string
 	)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
@@ -60,24 +76,48 @@ func parseDockerfile(t testing.TB, file string) []stage {
 		cmd, args, _ := strings.Cut(buf.String(), " ")
 		buf.Reset()
 		in := instruction{Cmd: strings.ToUpper(cmd), Args: strings.TrimSpace(args), Line: start}
+		if in.Cmd == "ARG" {
+			name, def, _ := strings.Cut(in.Args, "=")
+			v, ok := buildArgs[name]
+			if !ok {
+				v = def
+			}
+			if len(stages) == 0 {
+				global[name] = v
+			} else {
+				inStage[name] = v
+			}
+			continue
+		}
 		if in.Cmd == "FROM" {
-			f := flagsOff(strings.Fields(in.Args))
+			f := flagsOff(strings.Fields(expandArgs(in.Args, global)))
 			s := stage{From: f[0]}
 			if len(f) == 3 && strings.EqualFold(f[1], "AS") {
 				s.Name = f[2]
 			}
 			stages = append(stages, s)
+			inStage = map[string]string{}
 			continue
 		}
 		if len(stages) == 0 {
 			t.Fatalf("%s:%d: %s before FROM", file, start, in.Cmd)
 		}
+		// RUN sees ARGs as environment variables of its shell; Docker itself
+		// expands them in the other instructions. Either way the stage must
+		// declare the ARG, or the value is empty.
+		in.Args = expandArgs(in.Args, inStage)
 		stages[len(stages)-1].Ins = append(stages[len(stages)-1].Ins, in)
 	}
 	if len(stages) < 2 {
 		t.Fatalf("%s: %d stages, want a build stage and a runtime stage", file, len(stages))
 	}
 	return stages
+}
+
+// expandArgs substitutes $NAME and ${NAME} as Docker does; an undeclared
+// name becomes empty.
+func expandArgs(s string, args map[string]string) string {
+	return os.Expand(s, func(name string) string { return args[name] })
 }
 
 // flagsOff drops leading --flags (--platform=…, --from=…, --mount=…).
@@ -116,17 +156,17 @@ func execArgs(s string) []string {
 	return out
 }
 
-// TestDockerfiles: each image is built by a Go toolchain at least as new as
-// the service's go directive, statically (CGO_ENABLED=0, -trimpath, -s -w),
-// and runs from a final distroless stage as a non-root user, holding only
-// the binaries (no sources, no toolchain), exposing the ports the service
-// listens on, with a HEALTHCHECK that runs a binary the image has.
-func TestDockerfiles(t *testing.T) {
+// TestDockerfile: for each service, the image is built by a Go toolchain at
+// least as new as the service's go directive, statically (CGO_ENABLED=0,
+// -trimpath, -s -w), from that service's ./cmd, and runs from a final
+// distroless stage as a non-root user, holding only the binaries (no
+// sources, no toolchain), exposing the ops port, with a HEALTHCHECK that
+// runs a binary the image has.
+func TestDockerfile(t *testing.T) {
 	f := mustFacts(t)
 	for _, svc := range f.Services {
 		t.Run(svc, func(t *testing.T) {
-			file := filepath.Join(root, "services", svc, "Dockerfile")
-			stages := parseDockerfile(t, file)
+			stages := stagesFor(t, svc)
 			build, final := stages[0], stages[len(stages)-1]
 
 			goMod := readGoMod(t, filepath.Join(root, "services", svc, "go.mod"))
@@ -138,25 +178,29 @@ func TestDockerfiles(t *testing.T) {
 			if !strings.Contains(env, "CGO_ENABLED=0") {
 				t.Errorf("build stage does not set CGO_ENABLED=0 (ENV %s)", env)
 			}
-			var builds []string
+			built := map[string]string{} // output path -> package
 			for _, in := range build.all("RUN") {
-				if strings.Contains(in.Args, "go build") {
-					builds = append(builds, in.Args)
-					for _, want := range []string{"-trimpath", `-ldflags="-s -w"`} {
-						if !strings.Contains(in.Args, want) {
-							t.Errorf("line %d: go build without %s", in.Line, want)
-						}
+				if !strings.Contains(in.Args, "go build") {
+					continue
+				}
+				for _, want := range []string{"-trimpath", `-ldflags="-s -w"`} {
+					if !strings.Contains(in.Args, want) {
+						t.Errorf("line %d: go build without %s", in.Line, want)
 					}
 				}
+				words := strings.Fields(in.Args)
+				if i := slices.Index(words, "-o"); i >= 0 && i+1 < len(words) {
+					built[words[i+1]] = words[len(words)-1]
+				}
 			}
-			if !slices.ContainsFunc(builds, func(s string) bool { return strings.Contains(s, "./cmd/"+svc) }) {
-				t.Errorf("no RUN builds ./cmd/%s", svc)
+			if !slices.Contains(slices.Collect(maps.Values(built)), "./cmd/"+svc) {
+				t.Errorf("no RUN builds ./cmd/%s (builds %v)", svc, built)
 			}
 
 			if !strings.HasPrefix(final.From, "gcr.io/distroless/static") || strings.Contains(final.From, "golang") {
 				t.Errorf("final stage FROM %s; want gcr.io/distroless/static (no shell, no toolchain)", final.From)
 			}
-			files := map[string]bool{} // what the final image holds
+			files := map[string]string{} // what the final image holds -> the package built into it
 			for _, in := range final.all("COPY") {
 				if flagValue(in.Args, "from") != build.Name || build.Name == "" {
 					t.Errorf("line %d: final stage COPY %s does not come from the build stage: sources stay out of the image", in.Line, in.Args)
@@ -164,7 +208,7 @@ func TestDockerfiles(t *testing.T) {
 				f := flagsOff(strings.Fields(in.Args))
 				dst := f[len(f)-1]
 				for _, src := range f[:len(f)-1] {
-					files[path.Join(dst, path.Base(src))] = true
+					files[path.Join(dst, path.Base(src))] = built[src]
 				}
 			}
 			for _, bad := range []string{"RUN", "ADD"} {
@@ -183,18 +227,18 @@ func TestDockerfiles(t *testing.T) {
 				}
 			}
 			entry := final.all("ENTRYPOINT")
-			if len(entry) != 1 || !slices.Equal(execArgs(entry[0].Args), []string{"/" + svc}) {
-				t.Errorf("ENTRYPOINT %v, want [\"/%s\"] in exec form (so SIGTERM reaches the service)", entry, svc)
-			} else if !files["/"+svc] {
-				t.Errorf("ENTRYPOINT /%s is not copied into the final stage (%v)", svc, files)
+			if len(entry) != 1 || len(execArgs(entry[0].Args)) != 1 {
+				t.Errorf("ENTRYPOINT %v, want one binary in exec form (so SIGTERM reaches the service)", entry)
+			} else if bin := execArgs(entry[0].Args)[0]; files[bin] != "./cmd/"+svc {
+				t.Errorf("ENTRYPOINT %s holds %q, want the build of ./cmd/%s (image holds %v)", bin, files[bin], svc, files)
 			}
 			hc := final.all("HEALTHCHECK")
 			if len(hc) != 1 {
 				t.Fatalf("final stage has %d HEALTHCHECKs, want 1", len(hc))
 			}
 			_, cmd, _ := strings.Cut(hc[0].Args, "CMD ")
-			if args := execArgs(cmd); len(args) == 0 || !files[args[0]] {
-				t.Errorf("HEALTHCHECK runs %v, which the final stage does not hold (%v)", args, files)
+			if args := execArgs(cmd); len(args) == 0 || files[args[0]] != "wisp/platform/cmd/healthcheck" {
+				t.Errorf("HEALTHCHECK runs %v, which is not the healthcheck binary the final stage holds (%v)", args, files)
 			}
 			var exposed []int
 			for _, in := range final.all("EXPOSE") {
@@ -203,20 +247,18 @@ func TestDockerfiles(t *testing.T) {
 					exposed = append(exposed, n)
 				}
 			}
-			want := []int{f.defaultPort(t, svc, "OPS_ADDR")}
-			if _, ok := f.defaultOf(svc, "HTTP_ADDR"); ok {
-				want = append(want, f.defaultPort(t, svc, "HTTP_ADDR"))
-			}
-			slices.Sort(exposed)
-			slices.Sort(want)
-			if !slices.Equal(exposed, want) {
-				t.Errorf("EXPOSE %v, want the ports the service listens on %v", exposed, want)
+			// The gateway's HTTP port is declared by compose and the
+			// manifests (TestComposeLoads, TestProbesMatchCode): one image
+			// recipe serves every service.
+			if want := []int{f.defaultPort(t, svc, "OPS_ADDR")}; !slices.Equal(exposed, want) {
+				t.Errorf("EXPOSE %v, want the ops port every service listens on %v", exposed, want)
 			}
 		})
 	}
 }
 
-// TestDockerBuildContext replays each Dockerfile's build stage here: the
+// TestDockerBuildContext replays the Dockerfile's build stage here, once
+// per SERVICE: the
 // build context as .dockerignore leaves it, each COPY into a scratch
 // directory, ENV and WORKDIR, then each RUN's go command — `go mod
 // download` as written, `go build` as `go list -deps`, which resolves every
@@ -236,8 +278,7 @@ func TestDockerBuildContext(t *testing.T) {
 	for _, svc := range mustFacts(t).Services {
 		t.Run(svc, func(t *testing.T) {
 			t.Parallel()
-			stages := parseDockerfile(t, filepath.Join(root, "services", svc, "Dockerfile"))
-			replayBuildStage(t, goBin, stages[0], ctxFiles)
+			replayBuildStage(t, goBin, stagesFor(t, svc)[0], ctxFiles)
 		})
 	}
 }

@@ -2,18 +2,14 @@ module wisp/platform
 
 go 1.26.0
 
-replace (
-	wisp/contract => ../contract
-	wisp/platform => ../platform
-	wisp/testkit => ../testkit
-)
+replace wisp/contract => ../contract
 
 require (
+	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	wisp/contract v0.0.0-00010101000000-000000000000
-	wisp/testkit v0.0.0-00010101000000-000000000000
 )
 
 require (
@@ -25,7 +21,6 @@ require (
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
-	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,15 +32,22 @@ var Services = []string{"rooms", "messages", "expiry", "gateway"}
 
 // Options say what to run.
 type Options struct {
-	BinDir   string            // where the service binaries are
-	RedisURL string            // use this Redis instead of starting one
-	NATSURL  string            // use this NATS instead of an in-process one
-	NATSBin  string            // run this nats-server binary instead of an in-process server
-	HTTPAddr string            // first gateway's address; more gateways get free ports
-	Replicas map[string]int    // per service; 1 when unset
-	Env      map[string]string // extra environment for every service
-	Logs     io.Writer         // where service logs go (prefixed); discarded when nil
-	Dir      string            // scratch directory (Redis files)
+	BinDir   string         // where the service binaries are
+	RedisURL string         // use this Redis instead of starting one
+	NATSURL  string         // use this NATS instead of an in-process one
+	NATSBin  string         // run this nats-server binary instead of an in-process server
+	HTTPAddr string         // first gateway's address; more gateways get free ports
+	Replicas map[string]int // per service; 1 when unset
+	// LogFormat is the services' LOG_FORMAT, "json" when empty: their
+	// output reaches Logs through a pipe, so they cannot tell a terminal
+	// themselves. Env may still override it.
+	LogFormat string
+	Env       map[string]string // extra environment for every service
+	Logs      io.Writer         // where service logs go (prefixed); discarded when nil
+	Dir       string            // scratch directory (Redis files)
+	// EnvFor, when set, adds environment for one process, after Env (a
+	// gateway attached to its own node of a NATS cluster).
+	EnvFor func(service string, index int) map[string]string
 }
 
 // Proc is one running service process.
@@ -53,8 +61,8 @@ type Proc struct {
 	err     error
 }
 
-// Stack is a running system.
-type Stack struct {
+// System is a running wisp: its Redis, its NATS and its service processes.
+type System struct {
 	RedisURL string
 	NATSURL  string
 	Procs    []*Proc
@@ -67,11 +75,14 @@ type Stack struct {
 }
 
 // Start runs the system and waits until every service is ready.
-func Start(ctx context.Context, opts Options) (*Stack, error) {
+func Start(ctx context.Context, opts Options) (*System, error) {
 	if opts.Logs == nil {
 		opts.Logs = io.Discard
 	}
-	s := &Stack{RedisURL: opts.RedisURL, NATSURL: opts.NATSURL, opts: opts}
+	if opts.LogFormat == "" {
+		opts.LogFormat = "json"
+	}
+	s := &System{RedisURL: opts.RedisURL, NATSURL: opts.NATSURL, opts: opts}
 	if s.RedisURL == "" {
 		dir := opts.Dir
 		if dir == "" {
@@ -89,14 +100,14 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	}
 	if s.NATSURL == "" && opts.NATSBin != "" {
 		if err := s.startNATSProcess(opts.NATSBin); err != nil {
-			s.Stop(context.Background())
+			_ = s.Stop(context.Background()) // the start error is the one to report
 			return nil, err
 		}
 	}
 	if s.NATSURL == "" {
 		ns, err := testkit.LaunchNATS(-1)
 		if err != nil {
-			s.Stop(context.Background())
+			_ = s.Stop(context.Background())
 			return nil, err
 		}
 		s.nats, s.NATSURL = ns, ns.ClientURL()
@@ -108,20 +119,20 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		}
 		for i := range n {
 			if _, err := s.Spawn(name, i); err != nil {
-				s.Stop(context.Background())
+				_ = s.Stop(context.Background())
 				return nil, err
 			}
 		}
 	}
 	if err := s.WaitReady(ctx); err != nil {
-		s.Stop(context.Background())
+		_ = s.Stop(context.Background())
 		return nil, err
 	}
 	return s, nil
 }
 
 // Spawn starts one more process of service.
-func (s *Stack) Spawn(service string, index int) (*Proc, error) {
+func (s *System) Spawn(service string, index int) (*Proc, error) {
 	opsPort, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
@@ -131,6 +142,7 @@ func (s *Stack) Spawn(service string, index int) (*Proc, error) {
 		"NATS_URL="+s.NATSURL,
 		"REDIS_URL="+s.RedisURL,
 		"OPS_ADDR=127.0.0.1:"+strconv.Itoa(opsPort),
+		"LOG_FORMAT="+s.opts.LogFormat,
 	)
 	if service == "gateway" {
 		addr := s.opts.HTTPAddr
@@ -147,10 +159,14 @@ func (s *Stack) Spawn(service string, index int) (*Proc, error) {
 	for k, v := range s.opts.Env {
 		env = append(env, k+"="+v)
 	}
+	if s.opts.EnvFor != nil {
+		for k, v := range s.opts.EnvFor(service, index) {
+			env = append(env, k+"="+v)
+		}
+	}
 	cmd := exec.Command(filepath.Join(s.opts.BinDir, service))
 	cmd.Env = env
-	// The children die with the launcher, even on SIGKILL.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testkit.ChildProcAttr()
 	prefix := fmt.Sprintf("%s-%d | ", service, index)
 	cmd.Stdout = prefixWriter(s.opts.Logs, prefix)
 	cmd.Stderr = prefixWriter(s.opts.Logs, prefix)
@@ -165,7 +181,7 @@ func (s *Stack) Spawn(service string, index int) (*Proc, error) {
 	return p, nil
 }
 
-func (s *Stack) gateways() int {
+func (s *System) gateways() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -186,7 +202,7 @@ func dialable(addr string) string {
 }
 
 // WaitReady waits until every live process answers /readyz.
-func (s *Stack) WaitReady(ctx context.Context) error {
+func (s *System) WaitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for _, p := range s.Live() {
@@ -196,7 +212,7 @@ func (s *Stack) WaitReady(ctx context.Context) error {
 			}
 			select {
 			case <-p.exited:
-				return fmt.Errorf("%s-%d exited during start: %v", p.Service, p.Index, p.err)
+				return fmt.Errorf("%s-%d exited during start: %w", p.Service, p.Index, p.err)
 			case <-ctx.Done():
 				return fmt.Errorf("%s-%d not ready: %w", p.Service, p.Index, ctx.Err())
 			case <-time.After(20 * time.Millisecond):
@@ -231,8 +247,18 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// LiveProc returns the first live process of service, nil if none.
+func (s *System) LiveProc(service string) *Proc {
+	for _, p := range s.Live() {
+		if p.Service == service {
+			return p
+		}
+	}
+	return nil
+}
+
 // Live returns the processes that have not exited.
-func (s *Stack) Live() []*Proc {
+func (s *System) Live() []*Proc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*Proc
@@ -247,7 +273,7 @@ func (s *Stack) Live() []*Proc {
 }
 
 // Gateways returns the base URLs of the live gateways.
-func (s *Stack) Gateways() []string {
+func (s *System) Gateways() []string {
 	var out []string
 	for _, p := range s.Live() {
 		if p.HTTPURL != "" {
@@ -257,8 +283,36 @@ func (s *Stack) Gateways() []string {
 	return out
 }
 
+// Describe writes what the system runs, for a person: Redis, NATS and each
+// live process with its addresses, one aligned line each, every line
+// starting with indent.
+func (s *System) Describe(w io.Writer, indent string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	redis := "REDIS_URL"
+	if s.redis != nil {
+		redis = "child redis-server, keyspace events on, nothing on disk"
+	}
+	nats := "NATS_URL"
+	switch {
+	case s.nats != nil:
+		nats = "in-process server"
+	case s.natsCmd != nil:
+		nats = "child nats-server"
+	}
+	fmt.Fprintf(tw, "%sredis\t%s\t%s\n", indent, s.RedisURL, redis)
+	fmt.Fprintf(tw, "%snats\t%s\t%s\n", indent, s.NATSURL, nats)
+	for _, p := range s.Live() {
+		what := "ops " + p.OpsURL
+		if p.HTTPURL != "" {
+			what = "http " + p.HTTPURL + "  " + what
+		}
+		fmt.Fprintf(tw, "%s%s-%d\tpid %d\t%s\n", indent, p.Service, p.Index, p.Pid(), what)
+	}
+	return tw.Flush()
+}
+
 // Watch returns a channel that yields each live process when it ends.
-func (s *Stack) Watch() <-chan *Proc {
+func (s *System) Watch() <-chan *Proc {
 	ch := make(chan *Proc, len(s.Procs))
 	for _, p := range s.Live() {
 		go func() { <-p.exited; ch <- p }()
@@ -268,7 +322,7 @@ func (s *Stack) Watch() <-chan *Proc {
 
 // Stop ends every process with SIGTERM (gateways first), SIGKILL for any
 // that outlives the deadline, then NATS and Redis.
-func (s *Stack) Stop(ctx context.Context) error {
+func (s *System) Stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var errs []error
@@ -307,7 +361,7 @@ func (s *Stack) Stop(ctx context.Context) error {
 }
 
 // startNATSProcess runs a nats-server binary on a free loopback port.
-func (s *Stack) startNATSProcess(bin string) error {
+func (s *System) startNATSProcess(bin string) error {
 	port, err := testkit.FreePort()
 	if err != nil {
 		return err
@@ -315,9 +369,9 @@ func (s *Stack) startNATSProcess(bin string) error {
 	return s.runNATS(bin, port)
 }
 
-func (s *Stack) runNATS(bin string, port int) error {
+func (s *System) runNATS(bin string, port int) error {
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testkit.ChildProcAttr()
 	cmd.Stdout = prefixWriter(s.opts.Logs, "nats | ")
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -329,7 +383,7 @@ func (s *Stack) runNATS(bin string, port int) error {
 
 // RestartNATS kills the nats-server process and starts a new one on the
 // same port after down (only with Options.NATSBin).
-func (s *Stack) RestartNATS(down time.Duration) error {
+func (s *System) RestartNATS(down time.Duration) error {
 	if s.natsCmd == nil {
 		return errors.New("NATS is not a child process of this stack")
 	}
@@ -345,11 +399,33 @@ func (s *Stack) RestartNATS(down time.Duration) error {
 
 // RestartRedis kills the child redis-server and starts an empty one on
 // the same port, as a crash of a memory-only Redis would.
-func (s *Stack) RestartRedis() error {
+func (s *System) RestartRedis() error {
 	if s.redis == nil {
-		return errors.New("Redis is not a child process of this stack")
+		return errors.New("redis is not a child process of this stack")
 	}
 	return s.redis.Relaunch()
+}
+
+// StallRedis freezes the child redis-server (SIGSTOP) for d, then lets it
+// go on: its clients' requests hang meanwhile, as with a stalled host.
+func (s *System) StallRedis(d time.Duration) error {
+	if s.redis == nil {
+		return errors.New("redis is not a child process of this stack")
+	}
+	if err := s.redis.Stall(); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	return s.redis.Thaw()
+}
+
+// Kill ends p with SIGKILL and waits for it to be gone.
+func (p *Proc) Kill() error {
+	if err := p.cmd.Process.Kill(); err != nil {
+		return err
+	}
+	<-p.exited
+	return nil
 }
 
 // BuildNATS compiles nats-server from its Go module into dir.
@@ -362,7 +438,7 @@ func BuildNATS(ctx context.Context, dir string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/nats-io/nats-server/v2")
 	cmd.Dir = filepath.Join(root, "stack")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build nats-server: %v\n%s", err, out)
+		return "", fmt.Errorf("build nats-server: %w\n%s", err, out)
 	}
 	return bin, nil
 }
@@ -380,7 +456,7 @@ func Build(ctx context.Context, dir string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build: %v\n%s", err, out)
+		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ go 1.26.0
 replace (
 	wisp/contract => ../contract
 	wisp/platform => ../platform
-	wisp/testkit => ../testkit
 )
 
 require (

@@ -5,12 +5,14 @@ package testkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -74,8 +76,7 @@ func (r *Redis) start() error {
 	}, r.extra...) // later arguments win
 	r.cmd = exec.Command("redis-server", args...)
 	r.cmd.Stdout, r.cmd.Stderr = os.Stderr, os.Stderr
-	// The server dies with whoever started it, even on SIGKILL.
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	r.cmd.SysProcAttr = ChildProcAttr()
 	if err := r.cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -105,6 +106,33 @@ func (r *Redis) Stop() {
 	_ = r.cmd.Process.Kill()
 	_ = r.cmd.Wait()
 	r.cmd = nil
+}
+
+// Freeze stops the server's process (SIGSTOP) without closing a socket: a
+// stalled Redis, whose clients wait for replies that do not come. It is
+// thawed when the test ends, if not before.
+func (r *Redis) Freeze(tb testing.TB) {
+	tb.Helper()
+	if err := r.Stall(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.Thaw() })
+}
+
+// Stall is Freeze for callers without a testing.TB; Thaw ends it.
+func (r *Redis) Stall() error {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return errors.New("redis-server is not running")
+	}
+	return r.cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a frozen server (SIGCONT).
+func (r *Redis) Thaw() error {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return nil
+	}
+	return r.cmd.Process.Signal(syscall.SIGCONT)
 }
 
 // Restart stops the server and starts a new, empty one on the same port,
@@ -165,15 +193,34 @@ func Connect(tb testing.TB, s *server.Server) *nats.Conn {
 	return nc
 }
 
-// FreePort asks the kernel for a free loopback TCP port.
+// FreePort asks the kernel for a free loopback TCP port. The port is free
+// only until someone binds it, and the kernel may offer a port it just
+// freed again; so this process never hands out the same port twice, or
+// two servers of one test system (started before either binds) could be
+// given one port.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		givenMu.Lock()
+		seen := given[port]
+		given[port] = true
+		givenMu.Unlock()
+		if !seen {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no loopback port that was not handed out already")
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+)
 
 // Eventually polls check until it returns nil or timeout passes, then fails
 // the test with the last error. Use it instead of sleeping.

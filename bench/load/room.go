@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,49 +22,78 @@ type Room struct {
 }
 
 // Member is one person in a room: a browser of their own with the room's
-// cookie and, once connected, the room's WebSocket.
+// cookie, its own keep-alive HTTP connection (unless the gateway's members
+// share a pool) and, once connected, the room's WebSocket, all from one
+// source address.
 type Member struct {
 	Room   *Room
 	Index  int // 0 created the room, 1 joined it
 	Cookie string
 	gw     *Gateway
+	http   *Client
+	local  net.IP // source address of the member's connections; nil: the kernel's choice
 	conn   *websocket.Conn
 	// DestroyedAt is when chat.destroy reached the member (UnixNano), 0 if
 	// it has not.
 	DestroyedAt atomic.Int64
+
+	queue   *sendQueue // due messages, during a run
+	lastSeq int64      // highest seq of a chat.message on the socket; only its reader touches it
 }
 
-// Gateway is the gateway the member talks to.
-func (m *Member) Gateway() *Gateway { return m.gw }
+// HTTP is the member's HTTP client.
+func (m *Member) HTTP() *Client { return m.http }
+
+// CloseHTTP closes the members' idle keep-alive connections (e.g. to
+// measure the sockets alone, or when a run ends).
+func CloseHTTP(rooms []*Room) {
+	for _, r := range rooms {
+		if r == nil { // a setup that failed part-way
+			continue
+		}
+		for _, m := range r.Members {
+			if m != nil && m.http != nil {
+				m.http.CloseIdle()
+			}
+		}
+	}
+}
 
 // FrameHandler sees each frame a member's socket receives; frame is only
 // valid during the call.
 type FrameHandler func(m *Member, frame []byte)
 
 // CreateRooms creates n rooms and admits two members to each through the
-// room page, each getting its own cookie. Member i of room r talks to
-// gateway (r+i) mod len(gws), so with two gateways every message crosses
-// from one to the other.
+// room page, each getting its own cookie, each over its own connection
+// (the first member creates the room over its connection too). Member i of
+// room r talks to gateway (r+i) mod len(gws), so with two gateways every
+// message crosses from one to the other.
 func CreateRooms(ctx context.Context, gws []*Gateway, n, concurrency int) ([]*Room, error) {
 	rooms := make([]*Room, n)
 	err := parallel(ctx, n, concurrency, func(i int) error {
 		r := &Room{Index: i}
 		for k := range r.Members {
-			r.Members[k] = &Member{Room: r, Index: k, gw: gws[(i+k)%len(gws)]}
+			gw := gws[(i+k)%len(gws)]
+			m := &Member{Room: r, Index: k, gw: gw, local: gw.source()}
+			m.http = gw.clientFrom(m.local) // the socket will come from the same address
+			r.Members[k] = m
 		}
-		id, err := r.Members[0].gw.CreateRoom()
+		rooms[i] = r
+		id, err := r.Members[0].http.CreateRoom()
 		if err != nil {
 			return fmt.Errorf("create room: %w", err)
 		}
 		r.ID = id
 		for _, m := range r.Members {
-			if m.Cookie, err = m.gw.Join(id); err != nil {
+			if m.Cookie, err = m.http.Join(id); err != nil {
 				return fmt.Errorf("join room: %w", err)
 			}
 		}
-		rooms[i] = r
 		return nil
 	})
+	if err != nil {
+		CloseHTTP(rooms)
+	}
 	return rooms, err
 }
 
@@ -70,17 +101,21 @@ func CreateRooms(ctx context.Context, gws []*Gateway, n, concurrency int) ([]*Ro
 type Sockets struct {
 	members []*Member
 	readers sync.WaitGroup
+	closing atomic.Bool
 	closed  atomic.Int64 // sockets that ended before Close
+
+	mu    sync.Mutex
+	endBy map[string]int // why they ended: "close 1013", "read: …"
 }
 
 // Connect opens both members' sockets in every room and hands every frame
 // they receive to h.
 func Connect(ctx context.Context, rooms []*Room, concurrency int, h FrameHandler) (*Sockets, error) {
-	s := &Sockets{}
+	s := &Sockets{endBy: map[string]int{}}
 	var mu sync.Mutex
 	err := parallel(ctx, len(rooms)*2, concurrency, func(i int) error {
 		m := rooms[i/2].Members[i%2]
-		conn, err := m.gw.Dial(ctx, m.Room.ID, m.Cookie)
+		conn, err := m.gw.Dial(ctx, m.Room.ID, m.Cookie, m.local)
 		if err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
@@ -105,7 +140,7 @@ func (s *Sockets) read(m *Member, h FrameHandler) {
 	for {
 		_, r, err := m.conn.NextReader()
 		if err != nil {
-			s.closed.Add(1)
+			s.ended(err)
 			return
 		}
 		buf = buf[:0]
@@ -119,7 +154,7 @@ func (s *Sockets) read(m *Member, h FrameHandler) {
 				break
 			}
 			if err != nil {
-				s.closed.Add(1)
+				s.ended(err)
 				return
 			}
 		}
@@ -127,14 +162,46 @@ func (s *Sockets) read(m *Member, h FrameHandler) {
 	}
 }
 
+// ended counts a socket that ended before Close, by reason.
+func (s *Sockets) ended(err error) {
+	if s.closing.Load() {
+		return
+	}
+	s.closed.Add(1)
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:] // without the addresses of "read tcp a->b: "
+	}
+	why := "read: " + msg
+	if ce, ok := errors.AsType[*websocket.CloseError](err); ok {
+		why = fmt.Sprintf("close %d", ce.Code)
+	}
+	s.mu.Lock()
+	s.endBy[why]++
+	s.mu.Unlock()
+}
+
 // Ended counts the sockets the server closed (or that failed) so far.
 func (s *Sockets) Ended() int64 { return s.closed.Load() }
+
+// EndedBy counts the sockets that ended so far by why: "close <code>" for
+// a close frame from the server, "read: <error>" otherwise.
+func (s *Sockets) EndedBy() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.endBy))
+	for k, v := range s.endBy {
+		out[k] = v
+	}
+	return out
+}
 
 // Len is the number of open sockets.
 func (s *Sockets) Len() int { return len(s.members) }
 
 // Close closes every socket and waits for the readers to stop.
 func (s *Sockets) Close() {
+	s.closing.Store(true)
 	for _, m := range s.members {
 		_ = m.conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,22 +18,42 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wisp/contract"
+	"wisp/platform/service"
 )
 
 // Classify maps a domain error to a contract code and a message safe to
 // show a user; ok is false for errors it does not know (internal ones).
 type Classify func(err error) (code, desc string, ok bool)
 
-// Server serves the endpoints of one micro service.
+// Server serves the endpoints of one micro service. Pause takes it out of
+// the queue groups (a replica whose store is away) and Resume puts it back.
 type Server struct {
-	svc      micro.Service
 	nc       *nats.Conn
+	name     string
+	version  string
 	log      *slog.Logger
 	classify Classify
 	duration *prometheus.HistogramVec
 	inflight chan struct{}
 	running  sync.WaitGroup
 	timeout  time.Duration
+	served   atomic.Int64
+	paused   atomic.Bool
+
+	mu        sync.Mutex
+	svc       micro.Service // nil while paused or stopped
+	stopped   bool
+	endpoints []endpoint
+	// work is the parent of every request's context; Pause cancels it, so
+	// requests waiting on the store that made the replica pause give up.
+	work   atomic.Pointer[context.Context]
+	cancel context.CancelFunc
+}
+
+// endpoint is what Resume registers again on a new micro service.
+type endpoint struct {
+	name, subject string
+	handler       micro.Handler
 }
 
 // maxInflight bounds the requests one replica works on at once; beyond it
@@ -41,26 +62,37 @@ const maxInflight = 4096
 
 // NewServer registers a micro service named name on nc.
 func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg prometheus.Registerer, classify Classify) (*Server, error) {
-	svc, err := micro.AddService(nc, micro.Config{Name: name, Version: version})
-	if err != nil {
-		return nil, fmt.Errorf("micro service %s: %w", name, err)
-	}
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wisp_nats_request_duration_seconds",
 		Help:    "Time to handle one NATS request, by endpoint and result code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"endpoint", "code"})
-	if err := reg.Register(duration); err != nil {
+	err := reg.Register(duration)
+	if err != nil {
 		return nil, err
 	}
-	return &Server{svc: svc, nc: nc, log: log, classify: classify, duration: duration,
-		inflight: make(chan struct{}, maxInflight), timeout: 5 * time.Second}, nil
+	s := &Server{nc: nc, name: name, version: version, log: log, classify: classify, duration: duration,
+		inflight: make(chan struct{}, maxInflight), timeout: 5 * time.Second}
+	s.newWork()
+	if s.svc, err = micro.AddService(nc, micro.Config{Name: name, Version: version}); err != nil {
+		return nil, fmt.Errorf("micro service %s: %w", name, err)
+	}
+	return s, nil
 }
 
 // Handle serves fn on subject as endpoint name. Each request runs in its own
 // goroutine (bounded), so one slow Redis round trip does not queue the rest.
 func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Context, Req) (Rep, error)) error {
-	return s.svc.AddEndpoint(name, micro.HandlerFunc(func(r micro.Request) {
+	h := micro.HandlerFunc(func(r micro.Request) {
+		s.served.Add(1)
+		if s.paused.Load() {
+			// Taken in before the pause reached NATS: answer at once rather
+			// than wait on a store known to be away; the caller may retry
+			// on a healthy replica.
+			s.replyError(r, contract.CodeUnavailable, "service unavailable")
+			s.duration.WithLabelValues(name, contract.CodeUnavailable).Observe(0)
+			return
+		}
 		s.inflight <- struct{}{}
 		s.running.Add(1)
 		go func() {
@@ -77,13 +109,89 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 			})
 			s.duration.WithLabelValues(name, code).Observe(time.Since(start).Seconds())
 		}()
-	}), micro.WithEndpointSubject(subject))
+	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpoints = append(s.endpoints, endpoint{name: name, subject: subject, handler: h})
+	if s.svc == nil {
+		return nil // paused: Resume registers it
+	}
+	return s.svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
 }
 
+// Pause stops taking requests: the endpoints leave their queue groups, so
+// NATS sends requests to the other replicas (or answers "no responders"
+// at once when there are none), and requests already on their way here
+// are answered 503 without being worked on, as are those in flight. It is
+// for a replica that cannot reach its store; Resume undoes it.
+func (s *Server) Pause() error {
+	s.paused.Store(true)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Requests in flight wait on the store that is away: 503 now, not
+	// after their timeout. (A send cut off so may still be stored once the
+	// store answers; its clientId makes the caller's retry return it.)
+	s.cancel()
+	if s.svc == nil {
+		return nil
+	}
+	// Stop drains the subscriptions; what they still deliver is answered 503.
+	if err := s.svc.Stop(); err != nil {
+		return fmt.Errorf("pause %s: %w", s.name, err)
+	}
+	s.svc = nil
+	s.flush()
+	return nil
+}
+
+// newWork gives requests from now on a context Pause has not cancelled.
+func (s *Server) newWork() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.work.Store(&ctx)
+	s.cancel = cancel
+}
+
+// flush makes NATS take in the subscription changes just made, so that the
+// caller knows where requests go from now on. It cannot fail usefully:
+// while disconnected there are no requests, and the reconnect resends
+// only the subscriptions that are left.
+func (s *Server) flush() { _ = s.nc.FlushTimeout(time.Second) }
+
+// Resume takes requests again after Pause: a new micro service (a new
+// instance id under $SRV) with the same endpoints.
+func (s *Server) Resume() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	if s.svc == nil {
+		svc, err := micro.AddService(s.nc, micro.Config{Name: s.name, Version: s.version})
+		if err != nil {
+			return fmt.Errorf("resume %s: %w", s.name, err)
+		}
+		for _, ep := range s.endpoints {
+			if err := svc.AddEndpoint(ep.name, ep.handler, micro.WithEndpointSubject(ep.subject)); err != nil {
+				_ = svc.Stop()
+				return fmt.Errorf("resume %s: %w", s.name, err)
+			}
+		}
+		s.svc = svc
+		s.newWork()
+		s.flush()
+	}
+	s.paused.Store(false)
+	return nil
+}
+
+// Paused reports whether the server is out of its queue groups.
+func (s *Server) Paused() bool { return s.paused.Load() }
+
 func (s *Server) serve(r micro.Request, name string, call func(context.Context, []byte) (any, error)) string {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	work := *s.work.Load()
+	ctx, cancel := context.WithTimeout(work, s.timeout)
 	defer cancel()
-	rep, err := call(ctx, r.Data())
+	rep, err := s.call(ctx, work, r.Data(), call)
 	if err != nil {
 		code, desc := s.codeOf(err)
 		if code == contract.CodeInternal {
@@ -102,6 +210,30 @@ func (s *Server) serve(r micro.Request, name string, call func(context.Context, 
 	return "200"
 }
 
+// call runs fn, but answers as soon as Pause cancels work: a store client
+// blocked on a socket read does not notice a cancelled context (only its
+// own timeouts), and the caller should not wait for it. fn finishes on its
+// own; the replica's shutdown still waits for it.
+func (s *Server) call(ctx, work context.Context, data []byte, fn func(context.Context, []byte) (any, error)) (any, error) {
+	type outcome struct {
+		rep any
+		err error
+	}
+	done := make(chan outcome, 1)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		rep, err := fn(ctx, data)
+		done <- outcome{rep, err}
+	}()
+	select {
+	case o := <-done:
+		return o.rep, o.err
+	case <-work.Done():
+		return nil, context.Canceled
+	}
+}
+
 // reply answers on the connection rather than through r.Respond/r.Error:
 // those record their outcome in the request, which micro reads when the
 // handler returns — and the handler returned long ago, since the work runs
@@ -114,6 +246,11 @@ func (s *Server) reply(r micro.Request, m *nats.Msg) {
 	}
 	if err := s.nc.PublishMsg(m); err != nil {
 		s.log.Warn("reply", "subject", r.Subject(), "err", err)
+		if m.Header.Get(micro.ErrorCodeHeader) == "" {
+			// A reply that cannot go (too large for the server, say) must
+			// not leave the caller waiting out its timeout: say so at once.
+			s.replyError(r, contract.CodeInternal, "reply could not be sent")
+		}
 	}
 }
 
@@ -129,7 +266,9 @@ func (s *Server) codeOf(err error) (string, string) {
 	if code, desc, ok := s.classify(err); ok {
 		return code, desc
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	// Out of time, cut off by Pause, or the store away for a moment (a
+	// restart, a failover): the caller may try again.
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || service.StoreUnavailable(err) {
 		return contract.CodeUnavailable, "service unavailable"
 	}
 	return contract.CodeInternal, "internal error"
@@ -138,8 +277,16 @@ func (s *Server) codeOf(err error) (string, string) {
 // Stop deregisters the service: no new requests reach this replica. In-flight
 // ones finish (the connection's Drain waits for them).
 func (s *Server) Stop(ctx context.Context) error {
-	if err := s.svc.Stop(); err != nil {
-		return err
+	s.mu.Lock()
+	s.stopped = true
+	svc := s.svc
+	s.svc = nil
+	s.mu.Unlock()
+	if svc != nil {
+		if err := svc.Stop(); err != nil {
+			return err
+		}
+		s.flush()
 	}
 	done := make(chan struct{})
 	go func() { s.running.Wait(); close(done) }()
@@ -184,11 +331,6 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byt
 	return msg.Data, nil
 }
 
-// Served is how many requests this replica has taken, over all endpoints.
-func (s *Server) Served() int {
-	n := 0
-	for _, ep := range s.svc.Stats().Endpoints {
-		n += ep.NumRequests
-	}
-	return n
-}
+// Served is how many requests this replica has taken, over all endpoints
+// and pauses.
+func (s *Server) Served() int { return int(s.served.Load()) }

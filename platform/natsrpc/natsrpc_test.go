@@ -3,25 +3,38 @@ package natsrpc_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wisp/contract"
 	"wisp/platform/natsrpc"
-	"wisp/testkit"
 )
 
 var errKnown = errors.New("known")
 
-type echo struct{ N int }
+type echo struct {
+	N   int
+	Pad string `json:",omitempty"`
+}
 
 func TestHandleMapsErrorsToContractCodes(t *testing.T) {
-	ns := testkit.StartNATS(t)
-	nc := testkit.Connect(t, ns)
+	// nats-server's own test server, not wisp/testkit's: testkit builds on
+	// platform, and platform's tests must not need testkit back.
+	ns := test.RunRandClientPortServer()
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
 	srv, err := natsrpc.NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
 		func(err error) (string, string, bool) {
 			if errors.Is(err, errKnown) {
@@ -38,6 +51,12 @@ func TestHandleMapsErrorsToContractCodes(t *testing.T) {
 			return echo{}, errKnown
 		case 2:
 			return echo{}, errors.New("boom: internal detail")
+		case 5:
+			// The store could not be reached: try again, not wisp's failure.
+			return echo{}, fmt.Errorf("append: %w", io.EOF)
+		case 3:
+			// A reply over the server's payload limit cannot be sent.
+			return echo{Pad: strings.Repeat("x", int(nc.MaxPayload())+1)}, nil
 		}
 		return echo{N: req.N * 10}, nil
 	})
@@ -57,6 +76,8 @@ func TestHandleMapsErrorsToContractCodes(t *testing.T) {
 	}{
 		{echo{N: 1}, contract.CodeConflict},
 		{echo{N: 2}, contract.CodeInternal},
+		{echo{N: 3}, contract.CodeInternal}, // at once, not after the timeout
+		{echo{N: 5}, contract.CodeUnavailable},
 		{"not an object", contract.CodeBadRequest},
 	}
 	for _, c := range cases {
@@ -65,7 +86,7 @@ func TestHandleMapsErrorsToContractCodes(t *testing.T) {
 		if !errors.As(err, &ce) || ce.Code != c.code {
 			t.Fatalf("%v: %v, want %s", c.req, err, c.code)
 		}
-		if ce.Code == contract.CodeInternal && ce.Description != "internal error" {
+		if ce.Code == contract.CodeInternal && ce.Description != "internal error" && ce.Description != "reply could not be sent" {
 			t.Fatalf("internal detail leaked: %q", ce.Description)
 		}
 	}
@@ -76,5 +97,93 @@ func TestHandleMapsErrorsToContractCodes(t *testing.T) {
 	}
 	if err := srv.Stop(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPauseSendsRequestsElsewhereAndResumes: a paused replica gets no
+// requests, so its peer serves them all; with every replica paused a call
+// is a 503 at once (no responders), not a timeout; Resume brings the
+// replica back under a new instance id.
+func TestPauseSendsRequestsElsewhereAndResumes(t *testing.T) {
+	ns := test.RunRandClientPortServer()
+	t.Cleanup(ns.Shutdown)
+	var srvs []*natsrpc.Server
+	for range 2 {
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		srv, err := natsrpc.NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+			func(error) (string, string, bool) { return "", "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := natsrpc.Handle(srv, "echo", "test.echo", func(_ context.Context, req echo) (echo, error) { return req, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		srvs = append(srvs, srv)
+	}
+	a, b := srvs[0], srvs[1]
+	client, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(client.Close)
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := natsrpc.Call[echo](ctx, client, "test.echo", echo{N: 1})
+		return err
+	}
+
+	if err := a.Pause(); err != nil || !a.Paused() {
+		t.Fatalf("pause: %v", err)
+	}
+	before := a.Served()
+	for range 20 {
+		if err := call(); err != nil {
+			t.Fatalf("call with one replica paused: %v", err)
+		}
+	}
+	if a.Served() != before || b.Served() < 20 {
+		t.Fatalf("paused replica served %d, peer %d", a.Served()-before, b.Served())
+	}
+
+	if err := b.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var ce *contract.Error
+	if err := call(); !errors.As(err, &ce) || ce.Code != contract.CodeUnavailable {
+		t.Fatalf("call with every replica paused: %v, want 503", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("503 took %v; want it at once", took)
+	}
+
+	if err := a.Resume(); err != nil || a.Paused() {
+		t.Fatalf("resume: %v", err)
+	}
+	if err := call(); err != nil {
+		t.Fatalf("call after resume: %v", err)
+	}
+	if a.Served() != before+1 {
+		t.Fatalf("resumed replica served %d of 1", a.Served()-before)
+	}
+	ping, err := client.Request("$SRV.PING.test", nil, time.Second)
+	if err != nil || !strings.Contains(string(ping.Data), `"name":"test"`) {
+		t.Fatalf("resumed replica not listed under $SRV: %v", err)
+	}
+	for _, s := range srvs {
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Resume(); err != nil || call() == nil {
+		t.Fatal("Resume after Stop took requests again")
 	}
 }

@@ -1,5 +1,6 @@
 // Package ops serves what operators and orchestrators ask of every wisp
-// service: /livez, /readyz and /metrics on their own listener.
+// service: /livez, /readyz and /metrics on their own listener, and
+// /debug/pprof/ when profiling is switched on.
 package ops
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +41,10 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// New builds the ops server; Start listens.
-func New(addr string, reg *prometheus.Registry, checks ...Check) *Server {
+// New builds the ops server; Start listens. With profiling, Go's profiles
+// are served under /debug/pprof/ too (off by default: they show internals
+// and cost CPU while taken).
+func New(addr string, reg *prometheus.Registry, profiling bool, checks ...Check) *Server {
 	s := &Server{checks: checks}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
@@ -48,6 +52,13 @@ func New(addr string, reg *prometheus.Registry, checks ...Check) *Server {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }

@@ -22,12 +22,12 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestReadinessFollowsLifecycleAndChecks(t *testing.T) {
 	var fail error
-	s := New("127.0.0.1:0", NewRegistry(), Check{Name: "redis", Run: func(context.Context) error { return fail }})
+	s := New("127.0.0.1:0", NewRegistry(), false, Check{Name: "redis", Run: func(context.Context) error { return fail }})
 	addr, err := s.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	defer func() { _ = s.Shutdown(context.Background()) }()
 	base := "http://" + addr.String()
 
 	if code, _ := get(t, base+"/livez"); code != 200 {
@@ -54,5 +54,22 @@ func TestReadinessFollowsLifecycleAndChecks(t *testing.T) {
 	}
 	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("metrics %d", code)
+	}
+}
+
+// TestProfilesOnlyWhenSwitchedOn: /debug/pprof/ is served with profiling
+// on, and is a 404 without.
+func TestProfilesOnlyWhenSwitchedOn(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := New("127.0.0.1:0", NewRegistry(), on)
+		addr, err := s.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, body := get(t, "http://"+addr.String()+"/debug/pprof/heap?debug=1")
+		_ = s.Shutdown(context.Background())
+		if on && (code != 200 || !strings.Contains(body, "heap profile")) || !on && code != 404 {
+			t.Fatalf("profiling %v: /debug/pprof/heap answered %d", on, code)
+		}
 	}
 }

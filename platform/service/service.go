@@ -1,5 +1,5 @@
 // Package service runs what every wisp service shares: config from the
-// environment, JSON logs, NATS and Redis connections, the ops endpoints and
+// environment, structured logs, NATS and Redis connections, the ops endpoints and
 // an ordered, bounded shutdown. Each service supplies only its own parts.
 package service
 
@@ -10,6 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,10 +24,15 @@ import (
 
 // Deps are the connections and registries a service's parts are built on.
 type Deps struct {
-	Log     *slog.Logger
-	NATS    *nats.Conn
-	Redis   *redis.Client // nil unless Config.RedisURL is set
+	Log  *slog.Logger
+	NATS *nats.Conn
+	// Redis is a single-node client or, for a REDIS_URL in the cluster form,
+	// a Redis Cluster client; nil unless Config.RedisURL is set.
+	Redis   redis.UniversalClient
 	Metrics *prometheus.Registry
+	// Guard pauses what is added to it while Redis fails its probe; with no
+	// Redis it never pauses anything.
+	Guard *Guard
 }
 
 // Stop stops what a service started: it must stop taking new work and
@@ -34,14 +42,15 @@ type Stop func(ctx context.Context) error
 // Start builds and starts a service's parts on deps.
 type Start func(ctx context.Context, d Deps) (Stop, error)
 
-// Run connects, starts the service, waits for ctx to end, then shuts down
-// in order: readiness off, the service's own Stop (stop accepting, finish
-// in flight), NATS drain, Redis close, ops listener. The whole shutdown is
+// Run connects, starts the service (and its Guard), waits for ctx to end,
+// then shuts down in order: readiness off, the guard, the service's own
+// Stop (stop accepting, finish in flight), NATS drain, Redis close, ops
+// listener. The whole shutdown is
 // bounded by cfg.ShutdownTimeout.
 func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks ...ops.Check) error {
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", cfg.Name)
+	log := NewLogger(stdout, cfg).With("service", cfg.Name)
 	log.Info("config", "nats_url", Redact(cfg.NATSURL), "redis_url", Redact(cfg.RedisURL),
-		"ops_addr", cfg.OpsAddr, "shutdown_timeout", cfg.ShutdownTimeout.String())
+		"ops_addr", cfg.OpsAddr, "shutdown_timeout", cfg.ShutdownTimeout.String(), "log_format", logFormat(stdout, cfg.LogFormat))
 
 	d := Deps{Log: log, Metrics: ops.NewRegistry()}
 	errorsTotal := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,22 +66,35 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 		defer rdb.Close()
 		rdb.AddHook(errorHook{errorsTotal.WithLabelValues("redis")})
 		d.Redis = rdb
-		checks = append(checks, ops.Check{Name: "redis", Run: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }})
+		checks = append(checks, ops.Check{Name: "redis", Run: func(ctx context.Context) error { return PingRedis(ctx, rdb) }})
 	}
+	var probe func(context.Context) error
+	if d.Redis != nil {
+		probe = func(ctx context.Context) error { return PingRedis(ctx, d.Redis) }
+	}
+	guard, err := NewGuard(probe, cfg.ProbeInterval, cfg.ProbeTimeout, log, d.Metrics)
+	if err != nil {
+		return err
+	}
+	d.Guard = guard
 	nc, err := ConnectNATS(cfg.NATSURL, cfg.Name, log, errorsTotal.WithLabelValues("nats"))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
 	d.NATS = nc
-	checks = append(checks, ops.Check{Name: "nats", Run: func(context.Context) error {
+	checks = append(checks, ops.Check{Name: "nats", Run: func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return ops.ErrNotConnected
 		}
-		return nil
+		// A round trip: a connection that looks up but does not answer
+		// (a stalled server, a half-open socket) is not ready either.
+		ctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
+		defer cancel()
+		return nc.FlushWithContext(ctx)
 	}})
 
-	opsSrv := ops.New(cfg.OpsAddr, d.Metrics, checks...)
+	opsSrv := ops.New(cfg.OpsAddr, d.Metrics, cfg.Profiling, checks...)
 	addr, err := opsSrv.Start()
 	if err != nil {
 		return fmt.Errorf("ops listener: %w", err)
@@ -84,11 +106,16 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 		_ = opsSrv.Shutdown(context.Background())
 		return err
 	}
+	gctx, stopGuard := context.WithCancel(context.Background())
+	guarding := make(chan struct{})
+	go func() { defer close(guarding); guard.Run(gctx) }()
 	opsSrv.Started()
 	log.Info("started")
 	<-ctx.Done()
 
 	log.Info("shutting down")
+	stopGuard() // it must not resume what stop is about to stop
+	<-guarding
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	opsSrv.Drain()
@@ -111,6 +138,38 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// NewLogger returns a logger writing to w at cfg.LogLevel in cfg.LogFormat;
+// with no format set, text when w is a terminal and JSON otherwise.
+func NewLogger(w io.Writer, cfg Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if logFormat(w, cfg.LogFormat) == LogText {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func logFormat(w io.Writer, format string) string {
+	if format != "" {
+		return format
+	}
+	if IsTerminal(w) {
+		return LogText
+	}
+	return LogJSON
+}
+
+// IsTerminal reports whether w is a character device such as a terminal. A
+// pipe, a file or a buffer is not; /dev/null counts, which is harmless since
+// nobody reads it.
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // drainNATS lets in-flight handlers and published messages finish, then
@@ -170,17 +229,75 @@ func ConnectNATS(url, name string, log *slog.Logger, errs prometheus.Counter) (*
 }
 
 // OpenRedis returns a client for url with timeouts short enough that a dead
-// Redis fails requests quickly instead of hanging them.
-func OpenRedis(url string) (*redis.Client, error) {
+// Redis fails requests quickly instead of hanging them. A URL with addr
+// parameters is go-redis's cluster form
+// (redis://host1:port?addr=host2:port&addr=host3:port, parsed by
+// redis.ParseClusterURL): the result is then a Redis Cluster client, which
+// follows the cluster's slots, redirections and failovers by itself.
+func OpenRedis(url string) (redis.UniversalClient, error) {
+	if IsClusterURL(url) {
+		opt, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_URL (cluster form): %w", err)
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = redisIOTimeout, redisIOTimeout, redisIOTimeout
+		opt.PoolTimeout = redisPoolTimeout
+		opt.ContextTimeoutEnabled = true
+		return redis.NewClusterClient(opt), nil
+	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
-	opt.DialTimeout = 2 * time.Second
-	opt.ReadTimeout = 2 * time.Second
-	opt.WriteTimeout = 2 * time.Second
-	opt.PoolTimeout = 3 * time.Second
+	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = redisIOTimeout, redisIOTimeout, redisIOTimeout
+	opt.PoolTimeout = redisPoolTimeout
+	// A caller's deadline bounds the network wait too, not only the 2 s
+	// above: a probe or a request with less time left gives up in time.
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
+}
+
+const (
+	redisIOTimeout   = 2 * time.Second
+	redisPoolTimeout = 3 * time.Second
+)
+
+// IsClusterURL reports whether a REDIS_URL is in the cluster form: it
+// names further seed nodes with addr parameters. (A cluster with one seed
+// names it twice: redis://host:port?addr=host:port.)
+func IsClusterURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && u.Query().Has("addr")
+}
+
+// PingRedis is the Redis probe of the guard and of readiness. On a Redis
+// Cluster it passes while any master answers: a failing master (until its
+// replica takes over) fails only the requests for its slots, and pausing
+// every replica of every service for it would fail them all.
+func PingRedis(ctx context.Context, rdb redis.UniversalClient) error {
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return rdb.Ping(ctx).Err()
+	}
+	var alive atomic.Int32
+	var last atomic.Pointer[error]
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		if err := c.Ping(ctx).Err(); err != nil {
+			last.Store(&err)
+			return nil
+		}
+		alive.Add(1)
+		return nil
+	})
+	switch {
+	case alive.Load() > 0:
+		return nil
+	case err != nil:
+		return err
+	case last.Load() != nil:
+		return *last.Load()
+	}
+	return errors.New("redis cluster: no master known")
 }
 
 // errorHook counts failed Redis commands; redis.Nil (no such key) and

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -22,24 +23,37 @@ import (
 
 // Person is one browser: a cookie jar against one gateway.
 type Person struct {
-	Base string
-	http *http.Client
+	Base  string
+	http  *http.Client
+	local net.Addr // the source address of its connections; nil for the kernel's choice
 }
 
 // New returns a person using the gateway at base (http://host:port).
-func New(base string) *Person {
+func New(base string) *Person { return NewFrom(base, nil) }
+
+// NewFrom is New with every connection made from the loopback address src
+// (127.x.y.z), so that many people on one machine are many client
+// addresses to the gateway, as browsers are; nil is the kernel's choice.
+func NewFrom(base string, src net.IP) *Person {
 	jar, _ := cookiejar.New(nil)
-	return &Person{Base: strings.TrimSuffix(base, "/"), http: &http.Client{
+	p := &Person{Base: strings.TrimSuffix(base, "/")}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if src != nil {
+		p.local = &net.TCPAddr{IP: src}
+		dialer.LocalAddr = p.local
+	}
+	p.http = &http.Client{
 		Jar:           jar,
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
-	}}
+		Transport:     &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
+	}
+	return p
 }
 
 // At returns the same person (same cookies) talking to another gateway.
 func (p *Person) At(base string) *Person {
-	return &Person{Base: strings.TrimSuffix(base, "/"), http: &http.Client{
+	return &Person{Base: strings.TrimSuffix(base, "/"), local: p.local, http: &http.Client{
 		Jar: p.http.Jar, Timeout: p.http.Timeout, CheckRedirect: p.http.CheckRedirect, Transport: p.http.Transport,
 	}}
 }
@@ -116,11 +130,18 @@ func (p *Person) Send(ctx context.Context, roomID, sender, text string) (contrac
 	return r.Message, err
 }
 
-// List returns the room's messages after seq.
+// List returns the first page of the room's messages after seq.
 func (p *Person) List(ctx context.Context, roomID string, after int64) ([]contract.Message, error) {
+	r, err := p.Page(ctx, roomID, after)
+	return r.Messages, err
+}
+
+// Page returns one page of the room's messages after seq, with More set
+// when later ones remain (the next page starts after the last seq).
+func (p *Person) Page(ctx context.Context, roomID string, after int64) (contract.ListReply, error) {
 	var r contract.ListReply
 	err := p.Do(ctx, http.MethodGet, fmt.Sprintf("/api/messages?roomId=%s&after=%d", url.QueryEscape(roomID), after), nil, &r)
-	return r.Messages, err
+	return r, err
 }
 
 // TTL returns the seconds the room has left.
@@ -157,6 +178,9 @@ func (p *Person) Dial(ctx context.Context, roomID string) (*Socket, error) {
 	}
 	ws := "ws" + strings.TrimPrefix(p.Base, "http") + "/api/realtime?roomId=" + url.QueryEscape(roomID)
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 256}
+	if p.local != nil {
+		d.NetDialContext = (&net.Dialer{Timeout: 5 * time.Second, LocalAddr: p.local}).DialContext
+	}
 	conn, resp, err := d.DialContext(ctx, ws, h)
 	if err != nil {
 		if resp != nil {
@@ -167,9 +191,59 @@ func (p *Person) Dial(ctx context.Context, roomID string) (*Socket, error) {
 	return &Socket{conn}, nil
 }
 
-// Next reads the next event, waiting at most timeout.
+// Next reads the next stored event (chat.message, chat.destroy) or answer
+// to a send (ack, error), skipping the other member's signals (presence,
+// typing, read receipts); it waits at most timeout.
 func (s *Socket) Next(timeout time.Duration) (Frame, error) {
-	_ = s.SetReadDeadline(time.Now().Add(timeout))
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := s.next(deadline)
+		if err != nil {
+			return f, err
+		}
+		switch f.Event {
+		case contract.EventPresence, contract.EventTyping, contract.EventRead:
+			continue
+		}
+		return f, nil
+	}
+}
+
+// NextAny reads the next frame of any kind, waiting at most timeout.
+func (s *Socket) NextAny(timeout time.Duration) (Frame, error) {
+	return s.next(time.Now().Add(timeout))
+}
+
+// SendFrame writes a send frame; the answer is an ack or error frame with
+// the same clientID.
+func (s *Socket) SendFrame(clientID, sender, text string) error {
+	data, err := json.Marshal(map[string]string{"type": "send", "clientId": clientID, "sender": sender, "text": text})
+	if err != nil {
+		return err
+	}
+	return s.WriteMessage(websocket.TextMessage, data)
+}
+
+// Ack is the data of an ack or error frame.
+type Ack struct {
+	ClientID string           `json:"clientId"`
+	Message  contract.Message `json:"message"`
+	Status   int              `json:"status"`
+	Error    string           `json:"error"`
+}
+
+// Ack decodes an ack or error frame.
+func (f Frame) Ack() (Ack, error) {
+	var a Ack
+	if f.Event != "ack" && f.Event != "error" {
+		return a, fmt.Errorf("frame is %s", f.Event)
+	}
+	err := json.Unmarshal(f.Data, &a)
+	return a, err
+}
+
+func (s *Socket) next(deadline time.Time) (Frame, error) {
+	_ = s.SetReadDeadline(deadline)
 	_, data, err := s.ReadMessage()
 	if err != nil {
 		return Frame{}, err

@@ -68,6 +68,24 @@ const violationProbe = `(() => {
   }, true);
 })();`
 
+// layoutShiftProbe runs in every document before the page's own scripts:
+// it adds up the layout shifts not caused by input (window.__cls) and keeps
+// what shifted (window.__shifts), from the first paint on.
+const layoutShiftProbe = `(() => {
+  window.__cls = 0;
+  window.__shifts = [];
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if (e.hadRecentInput) continue;
+        window.__cls += e.value;
+        window.__shifts.push(e.value.toFixed(4) + " " + (e.sources || []).map((s) =>
+          s.node ? (s.node.id ? "#" + s.node.id : s.node.nodeName + "." + (s.node.className || "")) : "?").join(","));
+      }
+    }).observe({type: "layout-shift", buffered: true});
+  } catch (e) {}
+})();`
+
 // browser is one headless Chromium process with one tab.
 type browser struct {
 	t    *testing.T
@@ -81,6 +99,9 @@ type browser struct {
 	violations []string // CSP violations the page saw
 	requests   []string // "METHOD URL" of every request
 	sockets    int      // WebSocket upgrades answered 101
+	posts      []string // bodies of the POST requests
+	wsSent     []string // text frames the page sent on its WebSockets
+	wsReceived []string // text frames the page received
 	pageCSP    []string // Content-Security-Policy of each document loaded
 }
 
@@ -152,9 +173,11 @@ func (b *browser) start(path, dir string, vp viewport) error {
 		if _, err := cdp.Call(ctx, tab, runtime.AddBinding, runtime.AddBindingParams{Name: violationBinding}); err != nil {
 			return fmt.Errorf("addBinding: %w", err)
 		}
-		if _, err := cdp.Call(ctx, tab, page.AddScriptToEvaluateOnNewDocument,
-			page.AddScriptToEvaluateOnNewDocumentParams{Source: violationProbe}); err != nil {
-			return fmt.Errorf("addScriptToEvaluateOnNewDocument: %w", err)
+		for _, probe := range []string{violationProbe, layoutShiftProbe} {
+			if _, err := cdp.Call(ctx, tab, page.AddScriptToEvaluateOnNewDocument,
+				page.AddScriptToEvaluateOnNewDocumentParams{Source: probe}); err != nil {
+				return fmt.Errorf("addScriptToEvaluateOnNewDocument: %w", err)
+			}
 		}
 		return nil
 	}))
@@ -196,6 +219,13 @@ func (b *browser) listen(ev any) {
 	case *network.EventRequestWillBeSent:
 		if ev.Request != nil {
 			b.requests = append(b.requests, ev.Request.Method+" "+ev.Request.URL)
+			if ev.Request.Method == "POST" {
+				var body []byte
+				for _, e := range ev.Request.PostDataEntries {
+					body = append(body, e.Bytes...)
+				}
+				b.posts = append(b.posts, string(body))
+			}
 		}
 	case *network.EventResponseReceived:
 		if ev.Type == network.ResourceTypeDocument && ev.Response != nil {
@@ -210,6 +240,14 @@ func (b *browser) listen(ev any) {
 	case *network.EventWebSocketHandshakeResponseReceived:
 		if ev.Response != nil && ev.Response.Status == 101 {
 			b.sockets++
+		}
+	case *network.EventWebSocketFrameSent:
+		if ev.Response != nil && ev.Response.Opcode == 1 {
+			b.wsSent = append(b.wsSent, string(ev.Response.PayloadData))
+		}
+	case *network.EventWebSocketFrameReceived:
+		if ev.Response != nil && ev.Response.Opcode == 1 {
+			b.wsReceived = append(b.wsReceived, string(ev.Response.PayloadData))
 		}
 	}
 }
@@ -311,6 +349,59 @@ func (b *browser) documentCSPs() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.pageCSP...)
+}
+
+// framesSent returns the text frames the page sent whose JSON "type" is typ.
+func (b *browser) framesSent(typ string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return framesOf(b.wsSent, "type", typ)
+}
+
+// framesReceived returns the text frames the page received whose "event" is event.
+func (b *browser) framesReceived(event string) []map[string]any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return framesOf(b.wsReceived, "event", event)
+}
+
+// postBodies returns the bodies of the POST requests the page made.
+func (b *browser) postBodies() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.posts...)
+}
+
+// withoutWebSockets makes every later document of the tab one in which a
+// WebSocket cannot be opened (the constructor throws, as it does when a
+// browser or an extension forbids it).
+func (b *browser) withoutWebSockets() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.WebSocket = class { constructor() { throw new DOMException("WebSockets are off in this test", "SecurityError"); } };`,
+	}); err != nil {
+		b.fail("turn WebSockets off: %v", err)
+	}
+}
+
+func (b *browser) receivedFrames() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.wsReceived...)
+}
+
+// framesOf decodes the frames whose key is value (every frame when key is "").
+func framesOf(frames []string, key, value string) []map[string]any {
+	var out []map[string]any
+	for _, f := range frames {
+		var m map[string]any
+		if json.Unmarshal([]byte(f), &m) == nil && (key == "" || m[key] == value) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func (b *browser) socketCount() int {
@@ -524,6 +615,9 @@ type shownMessage struct {
 	Time     string `json:"time"`
 	DateTime string `json:"datetime"`
 	Text     string `json:"text"`
+	State    string `json:"state"`  // own messages: sending, sent, read or failed; "" for the peer's
+	Status   string `json:"status"` // the status text shown
+	Retry    bool   `json:"retry"`  // a RETRY button is shown
 }
 
 const messagesJS = `[...document.querySelectorAll("#messages .msg")].map((m) => ({
@@ -532,6 +626,9 @@ const messagesJS = `[...document.querySelectorAll("#messages .msg")].map((m) => 
   time: m.querySelector(".msg-time").textContent,
   datetime: m.querySelector(".msg-time").dateTime,
   text: m.querySelector(".msg-text").textContent,
+  state: m.dataset.state ?? "",
+  status: m.querySelector(".msg-status")?.textContent ?? "",
+  retry: !!m.querySelector(".msg-retry")?.checkVisibility(),
 }))`
 
 // waitMessages waits until the list shows at least n messages.
@@ -559,13 +656,87 @@ func sendWithButton(b *browser, text string) {
 	waitSent(b)
 }
 
-// waitSent waits for the input to be cleared, which the page does only
-// when the server accepted the message.
+// destroyNow presses DESTROY NOW and confirms in its dialog.
+func destroyNow(b *browser) {
+	b.t.Helper()
+	b.do(5*time.Second, "click DESTROY NOW", chromedp.Click(chromedp.ID("destroy")))
+	waitJS[bool](b, 5*time.Second, "the confirmation dialog open", `document.getElementById("confirm-destroy").open`)
+	b.do(5*time.Second, "confirm DESTROY", chromedp.Click(chromedp.ID("confirm-yes")))
+}
+
+// waitSent waits for the input to be cleared and every own message to show
+// sent (or read): the server has stored them all.
 func waitSent(b *browser) {
 	b.t.Helper()
-	waitJS[bool](b, 10*time.Second, "the input cleared after sending",
+	waitJS[bool](b, 10*time.Second, "the input cleared and every own message sent",
 		`document.getElementById("message-input").value === "" && document.getElementById("send").disabled &&
-		 document.getElementById("room-error").textContent === ""`)
+		 document.getElementById("room-error").textContent === "" &&
+		 (() => { const own = [...document.querySelectorAll("#messages .msg.is-own")];
+		   return own.length > 0 && own.every((m) => m.dataset.state === "sent" || m.dataset.state === "read"); })()`)
+}
+
+// waitPresence waits until the page shows the peer as state ("online" or "offline").
+func waitPresence(b *browser, state string) {
+	b.t.Helper()
+	waitJS[bool](b, 10*time.Second, "the peer shown "+state,
+		`document.getElementById("presence").dataset.state === `+strconv.Quote(state)+
+			` && document.getElementById("presence-text").textContent === `+strconv.Quote(state))
+}
+
+// recordStates makes the page keep, per message text, every state its own
+// message showed, in order (window.__states), from the moment it is added,
+// and count the message nodes ever added to the list (window.__added).
+func recordStates(b *browser) {
+	b.t.Helper()
+	evalJS[chromedp.Void](b, `(() => {
+	  window.__states = {};
+	  window.__added = 0;
+	  const note = (m) => {
+	    if (!m.classList || !m.classList.contains("msg") || !m.dataset.state) return;
+	    const t = m.querySelector(".msg-text").textContent, l = (window.__states[t] ||= []);
+	    if (l[l.length - 1] !== m.dataset.state) l.push(m.dataset.state);
+	  };
+	  new MutationObserver((muts) => {
+	    for (const mu of muts) {
+	      if (mu.type === "attributes") note(mu.target);
+	      else for (const n of mu.addedNodes) { if (n.classList?.contains("msg")) window.__added++; note(n); }
+	    }
+	  }).observe(document.getElementById("messages"), {subtree: true, childList: true, attributes: true, attributeFilter: ["data-state"]});
+	})()`)
+}
+
+// recordAnnouncements makes the page keep every text its polite announcer
+// says (window.__said); announced returns them.
+func recordAnnouncements(b *browser) {
+	b.t.Helper()
+	evalJS[chromedp.Void](b, `(() => {
+	  window.__said = [];
+	  const a = document.getElementById("announcer");
+	  new MutationObserver(() => { if (a.textContent) window.__said.push(a.textContent); })
+	    .observe(a, {childList: true, characterData: true, subtree: true});
+	})()`)
+}
+
+func announced(b *browser) []string {
+	b.t.Helper()
+	return evalJS[[]string](b, `window.__said`)
+}
+
+// waitAnnounced waits until the announcer has said something containing part.
+func waitAnnounced(b *browser, part string) {
+	b.t.Helper()
+	waitJS[bool](b, 5*time.Second, "the announcer saying "+strconv.Quote(part),
+		`window.__said.some((s) => s.includes(`+strconv.Quote(part)+`))`)
+}
+
+// closeTab closes the browser's tab, as a person closing it would.
+func (b *browser) closeTab() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, page.Close, cdp.Empty{}); err != nil {
+		b.fail("close the tab: %v", err)
+	}
 }
 
 // ---------- Screenshots ----------

@@ -14,8 +14,8 @@ import (
 
 // TestSurvivesNATSAndRedisRestarts: a NATS restart keeps open sockets
 // working (subscriptions come back with the connection), and a Redis
-// restart — which loses every room, Redis being memory-only — leaves the
-// system serving new rooms.
+// restart — which loses every room, Redis being memory-only — tells the
+// members on their sockets and leaves the system serving new rooms.
 func TestSurvivesNATSAndRedisRestarts(t *testing.T) {
 	s := startStack(t, 1, map[string]string{"ROOM_TTL": "30s"})
 	ctx := context.Background()
@@ -35,6 +35,18 @@ func TestSurvivesNATSAndRedisRestarts(t *testing.T) {
 	if err := s.RestartRedis(); err != nil {
 		t.Fatal(err)
 	}
+	// The expiry service notices the loss and asks the gateways to resync:
+	// the members' sockets are told at once, not at the UI's next TTL poll.
+	expectDestroy(t, p.wsB, contract.ReasonDestroyed, 10*time.Second)
+	for {
+		f, err := p.wsA.Next(10 * time.Second) // alice's socket still holds her own message
+		if err != nil {
+			t.Fatalf("alice's socket, after Redis came back empty: %v", err)
+		}
+		if f.Event == contract.EventDestroy {
+			break
+		}
+	}
 	// The old room is gone with Redis's memory; the API says so plainly.
 	testkit.Eventually(t, 10*time.Second, func() error {
 		_, err := p.a.TTL(ctx, p.id)
@@ -42,7 +54,10 @@ func TestSurvivesNATSAndRedisRestarts(t *testing.T) {
 		if errors.As(err, &se) && se.Status == 401 {
 			return nil
 		}
-		return fmt.Errorf("ttl of a room lost with Redis: %v", err)
+		if err == nil {
+			return errors.New("a room lost with Redis still answers ttl")
+		}
+		return fmt.Errorf("ttl of a room lost with Redis: %w", err)
 	})
 	// New rooms work.
 	testkit.Eventually(t, 10*time.Second, func() error {

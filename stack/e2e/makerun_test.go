@@ -109,7 +109,10 @@ func TestMakeRun(t *testing.T) {
 		done <- cmd.Wait()
 	}()
 	select {
-	case <-done:
+	case err := <-done:
+		// make reports the Ctrl-C it was sent too (exit 2, "Interrupt"):
+		// what counts is that it ended, with nothing left behind.
+		t.Logf("make run ended: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("make run did not exit after Ctrl-C")
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
 
 	"wisp/contract"
@@ -19,7 +20,7 @@ import (
 )
 
 // startStack runs the system for one test and dumps its logs if it fails.
-func startStack(t *testing.T, replicas int, env map[string]string) *stack.Stack {
+func startStack(t *testing.T, replicas int, env map[string]string) *stack.System {
 	t.Helper()
 	logs := &testkit.SyncBuffer{}
 	reps := map[string]int{}
@@ -44,10 +45,9 @@ func startStack(t *testing.T, replicas int, env map[string]string) *stack.Stack 
 }
 
 type pair struct {
-	id        string
-	a, b      *client.Person
-	wsA, wsB  *client.Socket
-	expiresBy time.Time
+	id       string
+	a, b     *client.Person
+	wsA, wsB *client.Socket
 }
 
 // openRoom creates a room through gwA, admits one member through each
@@ -60,9 +60,15 @@ func openRoom(t *testing.T, ctx context.Context, gwA, gwB string) *pair {
 		t.Fatal(err)
 	}
 	for _, who := range []*client.Person{p.a, p.b} {
-		if err := who.Join(ctx, p.id); err != nil {
-			t.Fatalf("join: %v", err)
-		}
+		// A 503 says "try again" (Retry-After: 1), as a browser would: a
+		// system just started may still be settling (a Redis Cluster's slots).
+		testkit.Eventually(t, 10*time.Second, func() error {
+			err := who.Join(ctx, p.id)
+			if se := (*client.StatusError)(nil); err != nil && !(errors.As(err, &se) && se.Status == 503) {
+				t.Fatalf("join: %v", err)
+			}
+			return err
+		})
 	}
 	if p.wsA, err = p.a.Dial(ctx, p.id); err != nil {
 		t.Fatal(err)
@@ -100,7 +106,8 @@ func expectMessages(t *testing.T, ws *client.Socket, texts ...string) {
 	}
 }
 
-// expectDestroy waits for chat.destroy with the reason, then the close.
+// expectDestroy waits for chat.destroy with the reason, then the server's
+// close: code 1000, not a silence that a read timeout would also end.
 func expectDestroy(t *testing.T, ws *client.Socket, reason string, within time.Duration) time.Time {
 	t.Helper()
 	f, err := ws.Next(within)
@@ -111,16 +118,20 @@ func expectDestroy(t *testing.T, ws *client.Socket, reason string, within time.D
 	if f.Event != contract.EventDestroy || !strings.Contains(string(f.Data), `"reason":"`+reason+`"`) {
 		t.Fatalf("frame %s %s, want chat.destroy %s", f.Event, f.Data, reason)
 	}
-	if _, err := ws.Next(3 * time.Second); err == nil {
-		t.Fatal("frame after chat.destroy")
+	f, err = ws.Next(3 * time.Second)
+	if err == nil {
+		t.Fatalf("frame %s %s after chat.destroy", f.Event, f.Data)
+	}
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after chat.destroy: %v; want the server's close 1000 (room ended)", err)
 	}
 	return at
 }
 
 func roomKeys(t *testing.T, rdb *redis.Client, id string) []string {
 	keys := rdb.Keys(context.Background(), "*"+id+"*").Val()
-	if rdb.ZScore(context.Background(), contract.DeadlinesKey, id).Err() == nil {
-		keys = append(keys, contract.DeadlinesKey+" member")
+	if rdb.ZScore(context.Background(), contract.DeadlinesKeyOf(id), id).Err() == nil {
+		keys = append(keys, contract.DeadlinesKeyOf(id)+" member")
 	}
 	return keys
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,25 +41,31 @@ type bench struct {
 	out          io.Writer // progress
 	logs         *limitedWriter
 	env          map[string]string // extra environment for the services
+	modes        []load.SendMode   // the send modes of the latency and sweep scenarios
 	sections     []string
 	summary      []string
 }
 
+// scenarios in the order they run; an extra one runs only when -only
+// names it.
 var scenarios = []struct {
-	name string
-	fn   func(b *bench, ctx context.Context) error
+	name  string
+	fn    func(b *bench, ctx context.Context) error
+	extra bool
 }{
-	{"latency", (*bench).latency},
-	{"sweep", (*bench).sweep},
-	{"memory", (*bench).memory},
-	{"expiry", (*bench).expiry},
-	{"create", (*bench).create},
+	{"latency", (*bench).latency, false},
+	{"sweep", (*bench).sweep, false},
+	{"memory", (*bench).memory, false},
+	{"expiry", (*bench).expiry, false},
+	{"create", (*bench).create, false},
+	{"pool", (*bench).pool, true},
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("wisp-bench", flag.ContinueOnError)
 	out := fs.String("out", "BENCHMARKS.md", "report to write")
-	only := fs.String("only", "", "comma-separated scenarios to run (default all: latency,sweep,memory,expiry,create)")
+	only := fs.String("only", "", "comma-separated scenarios to run (default: latency,sweep,memory,expiry,create; the extra one, pool, only when named)")
+	modes := fs.String("modes", "socket,post", "send modes of the latency and sweep scenarios: socket (send frame → ack), post, or both")
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
 	prebuilt := fs.String("bin", "", "use the service binaries in this folder instead of building them (e.g. an older commit's, to compare)")
@@ -75,6 +82,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(scratch)
 	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]string{}}
+	for _, m := range strings.Split(*modes, ",") {
+		mode, err := load.ParseSendMode(m)
+		if err != nil {
+			return err
+		}
+		b.modes = append(b.modes, mode)
+	}
 	for _, kv := range strings.Split(*extraEnv, ",") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
 			b.env[k] = v
@@ -111,7 +125,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	for _, s := range scenarios {
-		if len(want) > 0 && !want[s.name] {
+		if len(want) > 0 && !want[s.name] || len(want) == 0 && s.extra {
 			continue
 		}
 		fmt.Fprintf(stdout, "== %s\n", s.name)
@@ -123,7 +137,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	report := b.report(args, time.Since(started), *notes)
+	prev, _ := os.ReadFile(*out) // the last run's figures become the "previous" column
+	report := b.report(args, time.Since(started), *notes, string(prev))
 	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
 		return err
 	}
@@ -133,7 +148,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 // start runs a fresh system: one replica of each service unless replicas
 // says otherwise, rate limits off, nats-server as its own process.
-func (b *bench) start(ctx context.Context, env map[string]string, replicas map[string]int) (*stack.Stack, error) {
+func (b *bench) start(ctx context.Context, env map[string]string, replicas map[string]int) (*stack.System, error) {
 	e := map[string]string{"RATE_LIMITS": "off"}
 	for k, v := range b.env {
 		e[k] = v
@@ -153,7 +168,7 @@ func (b *bench) start(ctx context.Context, env map[string]string, replicas map[s
 	return s, nil
 }
 
-func (b *bench) stop(s *stack.Stack) {
+func (b *bench) stop(s *stack.System) {
 	if err := s.Stop(context.Background()); err != nil {
 		fmt.Fprintf(b.out, "stop: %v\n", err)
 	}
@@ -165,32 +180,48 @@ func (b *bench) section(title, body string) {
 
 func (b *bench) logf(format string, args ...any) { fmt.Fprintf(b.out, format+"\n", args...) }
 
-func (b *bench) report(args []string, took time.Duration, notesPath string) string {
+func (b *bench) report(args []string, took time.Duration, notesPath, previous string) string {
 	var r strings.Builder
 	r.WriteString("# wisp benchmarks\n\n")
 	r.WriteString("Written by `make bench` (bench/cmd/wisp-bench); do not edit by hand — the analysis at the end\n")
 	r.WriteString("comes from bench/NOTES.md. Every figure is from one run on the machine below, with the whole\n")
 	r.WriteString("system and the load generator on it, over loopback.\n\n")
-	fmt.Fprintf(&r, "Run at %s, took %v.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second))
+	fmt.Fprintf(&r, "Run at %s on tree %s, took %v.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), gitTree(), took.Round(time.Second))
 	r.WriteString("## Machine\n\n")
 	fmt.Fprintf(&r, "| | |\n|---|---|\n| CPU | %s |\n| cores | %d |\n| memory | %s |\n| Go | %s |\n| kernel | %s |\n| redis-server | %s |\n| load average before | %s |\n\n",
 		cpuModel(), runtime.NumCPU(), memTotal(), goVersion(), kernel(), redisVersion(), loadAvg())
 	r.WriteString("## Commands\n\n```sh\nmake bench                      # all of the below, writes this file\n")
 	fmt.Fprintf(&r, "go run ./bench/cmd/wisp-bench %s\n", strings.Join(args, " "))
+	r.WriteString("go run ./bench/cmd/wisp-bench -only latency -modes post   # one scenario, one send mode\n")
+	r.WriteString("go run ./bench/cmd/wisp-bench -only pool                  # the extra shared-pool scenario (not browser-like)\n")
 	r.WriteString("# against a running system (RATE_LIMITS=off make run), the generator alone:\n")
-	r.WriteString("go run ./bench/cmd/wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 20s -warmup 3s\n")
+	r.WriteString("go run ./bench/cmd/wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -warmup 5s -send socket\n")
+	r.WriteString("go run ./bench/cmd/wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -warmup 5s -send post\n")
 	r.WriteString("# the hot paths in isolation:\n")
 	r.WriteString("(cd services/messages && go test -run '^$' -bench . ./internal/redisstore/)\n")
 	r.WriteString("(cd contract && go test -run '^$' -bench .)\n")
 	r.WriteString("(cd services/gateway && go test -run '^$' -bench . ./internal/relay/)\n```\n\n")
-	r.WriteString("Latency is measured per message from the moment the open-loop schedule says it is sent to the\n")
-	r.WriteString("moment the *other* member's WebSocket receives it (the generator's own queueing counts against\n")
-	r.WriteString("wisp). Lost = answered 200 but never received by the other member within the grace period.\n")
+	r.WriteString("The generator models browsers: every member has its own keep-alive HTTP connection and its own\n")
+	r.WriteString("WebSocket, and sends either over the socket (`{\"type\":\"send\",…}`, acknowledged by the `ack` frame\n")
+	r.WriteString("with the stored message) or with `POST /api/messages` (acknowledged by the 200 answer). Latency is\n")
+	r.WriteString("measured per message from the moment the open-loop schedule says it is due to the moment the\n")
+	r.WriteString("*other* member's WebSocket receives it (the generator's own queueing counts against wisp).\n")
+	r.WriteString("Lost = acknowledged but never received by the other member within the grace period; errors =\n")
+	r.WriteString("`error` frames or non-200 answers by status, and sends never answered; other faults = delivered\n")
+	r.WriteString("without an acknowledgement, a seq other than the ack's, a send answered twice, a frame on the\n")
+	r.WriteString("wrong socket, seqs going backwards on a socket. Sockets ended = closed by the server during the run.\n")
 	r.WriteString("CPU figures are cores kept busy on average during the measured run, from /proc/<pid>/stat.\n\n")
 	if len(b.summary) > 0 {
-		r.WriteString("## Summary\n\n| | target | measured |\n|---|---|---|\n")
+		when, before := previousSummary(previous)
+		fmt.Fprintf(&r, "## Summary\n\nThe previous column is the last `make bench` before this one (%s), from the file this one replaced.\n\n", when)
+		r.WriteString("| | target | previous | measured |\n|---|---|---|---|\n")
 		for _, s := range b.summary {
-			r.WriteString(s + "\n")
+			label, target, now := summaryCells(s)
+			was := before[label]
+			if was == "" {
+				was = "—"
+			}
+			fmt.Fprintf(&r, "| %s | %s | %s | %s |\n", label, target, was, now)
 		}
 		r.WriteString("\n")
 	}
@@ -219,8 +250,10 @@ func memTotal() string {
 	for _, line := range strings.Split(string(b), "\n") {
 		if strings.HasPrefix(line, "MemTotal:") {
 			f := strings.Fields(line)
-			var kb int64
-			fmt.Sscan(f[1], &kb)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return "unknown"
+			}
 			return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 		}
 	}
@@ -283,4 +316,50 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	l.n -= len(q)
 	_, _ = l.w.Write(q)
 	return len(p), nil
+}
+
+// summaryCells splits a summary row "| label | target | measured |".
+func summaryCells(row string) (label, target, measured string) {
+	cells := strings.Split(strings.Trim(row, "| "), " | ")
+	if len(cells) < 3 {
+		return row, "", ""
+	}
+	return cells[0], cells[1], cells[len(cells)-1]
+}
+
+// previousSummary reads the measured figure of each summary row, and when
+// it was run, from the report a run is about to replace.
+func previousSummary(report string) (when string, measured map[string]string) {
+	measured = map[string]string{}
+	when = "none recorded"
+	inSummary := false
+	for _, line := range strings.Split(report, "\n") {
+		if rest, ok := strings.CutPrefix(line, "Run at "); ok {
+			when = strings.TrimSuffix(strings.SplitN(rest, ", took", 2)[0], ".")
+		}
+		switch {
+		case strings.HasPrefix(line, "## "):
+			inSummary = line == "## Summary"
+		case inSummary && strings.HasPrefix(line, "| ") && !strings.HasPrefix(line, "| |"):
+			cells := strings.Split(strings.Trim(line, "| "), " | ")
+			if len(cells) >= 3 {
+				measured[cells[0]] = cells[len(cells)-1]
+			}
+		}
+	}
+	return when, measured
+}
+
+// gitTree names the commit the benchmark ran on ("+ changes" when the
+// working tree differs from it, the report itself aside).
+func gitTree() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	tree := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md").Output(); err == nil && len(st) > 0 {
+		tree += " + changes"
+	}
+	return tree
 }

@@ -38,7 +38,7 @@ func sampleCPU() cpuSample {
 			continue
 		}
 		if pid == self {
-			name = "load generator (wisp-bench)"
+			name = generatorName
 		}
 		s.procs[pid] = procCPU{name: name, cpu: cpu}
 	}
@@ -99,6 +99,7 @@ type cpuUse struct {
 	procs []procUse
 	ours  float64
 	total float64
+	sys   syscalls // the system calls over the same span, where counted
 }
 
 type procUse struct {
@@ -133,19 +134,4 @@ func (u cpuUse) String() string {
 		}
 	}
 	return fmt.Sprintf("%s; other processes on the machine %.2f (cores)", strings.Join(parts, ", "), max(u.total-u.ours, 0))
-}
-
-// rssKB reads VmRSS of pid in KiB.
-func rssKB(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			return strconv.ParseInt(f[1], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS for %d", pid)
 }

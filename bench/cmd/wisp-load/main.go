@@ -1,10 +1,13 @@
 // Command wisp-load drives a running wisp like browsers: N rooms of two
-// members, each joined through the room page with its own cookie and
-// listening on the room's WebSocket, each posting messages on a fixed
-// open-loop schedule; it reports the latency from scheduled send to arrival
-// at the other member, losses, duplicates, the achieved rate and errors.
+// members, each joined through the room page with its own cookie and its
+// own keep-alive connection, listening on its own WebSocket, each sending
+// messages on a fixed open-loop schedule over its socket (send → ack) or
+// with POST; it reports the latency from when a message was due to its
+// arrival at the other member, losses, duplicates, the achieved rate and
+// errors.
 //
-//	wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 20s
+//	wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -send socket
+//	wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -send post
 //
 // The gateway must run with RATE_LIMITS=off.
 package main
@@ -43,8 +46,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.DurationVar(&cfg.Duration, "duration", 20*time.Second, "measured part of the run")
 	fs.DurationVar(&cfg.Warmup, "warmup", 3*time.Second, "schedule before the measured part (sent, not counted)")
 	fs.IntVar(&cfg.Size, "size", 64, "bytes of message text")
-	fs.DurationVar(&cfg.Grace, "grace", 5*time.Second, "how long a message may take to arrive after the last reply")
-	fs.IntVar(&cfg.Conns, "conns", 256, "HTTP connections (concurrent sends) at most")
+	fs.DurationVar(&cfg.Grace, "grace", 5*time.Second, "how long a message may still be answered and arrive after the schedule ends")
+	send := fs.String("send", "socket", "how members send: socket (a send frame on their own WebSocket, answered by ack) or post (POST /api/messages on their own connection)")
+	fs.IntVar(&cfg.SharedConns, "shared-conns", 0, "EXTRA, not browser-like: members share this many keep-alive connections for POST (with -send post); 0: each member its own")
+	fs.IntVar(&cfg.Sources, "sources", load.DefaultSources, "loopback source addresses (127.0.1.x) to spread client connections over; -1: the kernel's choice")
 	fs.IntVar(&cfg.Setup, "setup", 32, "concurrent room setups")
 	cpuprofile := fs.String("cpuprofile", "", "write the generator's CPU profile of the run to this file")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -52,9 +57,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	cfg.Gateways = strings.Split(*urls, ",")
+	var err error
+	if cfg.Send, err = load.ParseSendMode(*send); err != nil {
+		return err
+	}
 	if limit, err := load.RaiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "wisp-load: raising the open-file limit:", err)
-	} else if need := uint64(cfg.Rooms*2 + cfg.Conns + 64); limit < need {
+	} else if need := uint64(fdsNeeded(cfg)); limit < need {
 		return fmt.Errorf("open-file limit %d is below the %d sockets the run needs", limit, need)
 	}
 	if *cpuprofile != "" {
@@ -79,4 +88,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, res)
 	return nil
+}
+
+// fdsNeeded is the sockets a run holds at once: a WebSocket per member and,
+// unless they share a pool or the run is idle (-rate 0 closes them before
+// the sockets open), a keep-alive connection per member.
+func fdsNeeded(cfg load.Config) int {
+	members := cfg.Rooms * 2
+	http := members
+	if cfg.SharedConns > 0 {
+		http = cfg.SharedConns
+	} else if cfg.Rate == 0 {
+		http = 0
+	}
+	return members + http + 64
 }

@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"wisp/platform/service"
 	"wisp/stack"
 )
 
@@ -23,6 +25,9 @@ func main() {
 	}
 }
 
+// passed are the settings of `make run` that go to the services as they are.
+var passed = []string{"ROOM_TTL", "ALLOWED_ORIGINS", "RATE_LIMITS", "LOG_LEVEL"}
+
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("wisp", flag.ContinueOnError)
 	bin := fs.String("bin", "bin", "folder with the service binaries (make build)")
@@ -31,12 +36,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	opts := stack.Options{
-		BinDir:   *bin,
-		RedisURL: getenv("REDIS_URL"),
-		NATSURL:  getenv("NATS_URL"),
-		HTTPAddr: getenv("HTTP_ADDR"),
-		Env:      map[string]string{},
-		Logs:     stdout,
+		BinDir:    *bin,
+		RedisURL:  getenv("REDIS_URL"),
+		NATSURL:   getenv("NATS_URL"),
+		HTTPAddr:  getenv("HTTP_ADDR"),
+		LogFormat: logFormat(getenv("LOG_FORMAT"), stdout),
+		Env:       map[string]string{},
+		Logs:      stdout,
 	}
 	if opts.HTTPAddr == "" {
 		opts.HTTPAddr = ":3000"
@@ -44,7 +50,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if *quiet {
 		opts.Logs = io.Discard
 	}
-	for _, k := range []string{"ROOM_TTL", "ALLOWED_ORIGINS", "RATE_LIMITS", "LOG_LEVEL"} {
+	for _, k := range passed {
 		if v := getenv(k); v != "" {
 			opts.Env[k] = v
 		}
@@ -53,18 +59,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nwisp is running: open %s  (redis %s, nats %s; Ctrl-C stops everything)\n\n",
-		s.Gateways()[0], s.RedisURL, s.NATSURL)
+	if err := banner(stdout, s, opts.LogFormat); err != nil {
+		_ = s.Stop(context.Background())
+		return err
+	}
 	select {
 	case <-ctx.Done():
 		fmt.Fprintln(stdout, "stopping wisp…")
 	case p := <-s.Watch():
 		_ = s.Stop(context.Background())
-		return fmt.Errorf("%s-%d exited unexpectedly: %v", p.Service, p.Index, p.Err())
+		return fmt.Errorf("%s-%d exited unexpectedly: %w", p.Service, p.Index, p.Err())
 	}
 	if err := s.Stop(context.Background()); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "wisp stopped")
 	return nil
+}
+
+// logFormat is the services' LOG_FORMAT: the one asked for, else text for a
+// person at a terminal and JSON where the output is collected. The services
+// write into pipes to the launcher, so they cannot tell for themselves.
+func logFormat(asked string, stdout io.Writer) string {
+	switch {
+	case asked != "":
+		return asked
+	case service.IsTerminal(stdout):
+		return service.LogText
+	default:
+		return service.LogJSON
+	}
+}
+
+// banner tells a person what to open and what is running.
+func banner(w io.Writer, s *stack.System, format string) error {
+	rule := strings.Repeat("─", 72)
+	fmt.Fprintf(w, "\n%s\n  wisp is running: open %s\n\n", rule, s.Gateways()[0])
+	if err := s.Describe(w, "    "); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n  Service logs (%s) go on below, each line prefixed by its process. Ctrl-C stops everything.\n%s\n\n",
+		format, rule)
+	return err
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"wisp/contract"
 	"wisp/services/expiry/internal/expirytest"
+	"wisp/services/expiry/internal/redisstore"
 	"wisp/testkit"
 )
 
@@ -84,7 +83,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 		t.Fatalf("run returned %v", err)
 	}
 	logs := s.Logs()
-	for _, want := range []string{`"sweep_interval":"100ms"`, `"msg":"keyspace expired events are on"`,
+	for _, want := range []string{`"sweep_interval":"100ms"`,
 		`"msg":"nats drained"`, `"msg":"redis closed"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
@@ -120,7 +119,7 @@ func TestExpiredRoomAnnouncedOnceWithItsKeysGone(t *testing.T) {
 	if n := expirytest.KeysLeft(t, in.rdb, id); n != 0 {
 		t.Fatalf("%d keys of the room left after its announcement", n)
 	}
-	if err := in.rdb.ZScore(context.Background(), contract.DeadlinesKey, id).Err(); !errors.Is(err, redis.Nil) {
+	if err := in.rdb.ZScore(context.Background(), contract.DeadlinesKeyOf(id), id).Err(); !errors.Is(err, redis.Nil) {
 		t.Fatalf("deadline entry left: %v", err)
 	}
 	in.fence(t)
@@ -129,6 +128,51 @@ func TestExpiredRoomAnnouncedOnceWithItsKeysGone(t *testing.T) {
 	}
 	if bad := in.rec.Bad(); len(bad) > 0 {
 		t.Fatalf("malformed events: %v", bad)
+	}
+}
+
+// TestEachPathEndsARoomOnItsOwn: with sweeps an hour apart, a room is
+// ended when its deadline falls (the timer), and a room whose key Redis
+// expired is ended by the keyspace event even when its deadline entry
+// says later (the event path on its own).
+func TestEachPathEndsARoomOnItsOwn(t *testing.T) {
+	in := startInfra(t)
+	ctx := context.Background()
+	// Seeded before the replica starts, as any room exists an interval
+	// before its deadline; its key outlives the deadline, so no event fires.
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	timed := expirytest.MustSeedRoom(t, in.rdb, deadline)
+	in.rdb.PExpire(ctx, contract.RoomKey(timed), time.Hour)
+	s := in.start(t, "SWEEP_INTERVAL", "1h")
+	in.rec.WaitAll(t, []string{timed}, 5*time.Second)
+	if at, _ := in.rec.ReceivedAt(timed); at.Before(deadline) || at.Sub(deadline) > time.Second {
+		t.Fatalf("room announced %v after its deadline; want within a second", at.Sub(deadline))
+	}
+
+	evented := expirytest.MustSeedRoom(t, in.rdb, time.Now().Add(time.Hour))
+	in.rdb.PExpire(ctx, contract.RoomKey(evented), 50*time.Millisecond)
+	testkit.Eventually(t, 5*time.Second, func() error {
+		// Reading the key past its TTL makes Redis expire it, and fire the event, now.
+		if in.rdb.Exists(ctx, contract.RoomKey(evented)).Val() != 0 {
+			return errors.New("room key not expired yet")
+		}
+		return nil
+	})
+	in.rec.WaitAll(t, []string{evented}, 5*time.Second)
+	// The count follows the announcement, which may be heard first.
+	testkit.Eventually(t, 2*time.Second, func() error {
+		if got := metric(t, s, `wisp_expiry_rooms_total{path="event"}`); got != 1 {
+			return fmt.Errorf("rooms ended via an event = %v, want 1", got)
+		}
+		if got := metric(t, s, `wisp_expiry_rooms_total{path="sweep"}`); got != 1 {
+			return fmt.Errorf("rooms ended via the deadline set = %v, want 1", got)
+		}
+		return nil
+	})
+	for _, id := range []string{timed, evented} {
+		if got := in.rec.Reasons(id); !slices.Equal(got, []string{contract.ReasonExpired}) {
+			t.Fatalf("room %s got %v", id, got)
+		}
 	}
 }
 
@@ -171,24 +215,101 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	assertAllGone(t, in)
 }
 
-// destroy does what the rooms service's destroy does: delete the room's
-// keys, then claim it, and announce only if the claim was won.
+// destroy does what the rooms service's destroy does: claim the room,
+// delete its keys, and announce only if the claim was won.
 func destroy(t *testing.T, rdb *redis.Client, pub func(subj string, data []byte) error, id string) {
+	if !testkit.DestroyRoom(t, rdb, id, time.Minute) {
+		return
+	}
+	if err := pub(contract.DestroySubject(id), contract.DestroyEvent(contract.ReasonDestroyed)); err != nil {
+		t.Error(err)
+	}
+	testkit.EndAnnounced(t, rdb, contract.ReasonDestroyed, id)
+}
+
+// TestEndOfADeadClaimerIsAnnouncedWithinItsLease: an expiry replica that
+// claimed rooms, and a rooms replica that claimed a destroyed one, both die
+// before announcing (the claims are made and nothing else); a live expiry
+// replica announces each end, with its own reason, once the lease runs out.
+func TestEndOfADeadClaimerIsAnnouncedWithinItsLease(t *testing.T) {
+	in := startInfra(t)
+	const lease, sweep = time.Second, 100 * time.Millisecond
+	in.start(t, "ANNOUNCE_LEASE", lease.String(), "SWEEP_INTERVAL", sweep.String())
 	ctx := context.Background()
-	if err := rdb.Del(ctx, contract.RoomKey(id), contract.MembersKey(id), contract.MessagesKey(id)).Err(); err != nil {
-		t.Error(err)
-		return
+
+	// The dead expiry replica claims rooms that are not yet due (a claim
+	// does not look at the deadline), so the live one cannot get there first.
+	expired := expirytest.MustSeedRooms(t, in.rdb, expirytest.Spread(5, time.Now().Add(time.Hour), time.Second)...)
+	claimedAt := time.Now()
+	dead := redisstore.NewRooms(in.rdb)
+	if claimed, err := dead.Claim(ctx, expired, lease); err != nil || len(claimed) != len(expired) {
+		t.Fatalf("the doomed replica's claim = %v, %v", claimed, err)
 	}
-	n, err := rdb.ZRem(ctx, contract.DeadlinesKey, id).Result()
-	if err != nil {
-		t.Error(err)
-		return
+	destroyed := expirytest.MustSeedRoom(t, in.rdb, time.Now().Add(time.Hour))
+	if !testkit.DestroyRoom(t, in.rdb, destroyed, lease) {
+		t.Fatal("the doomed rooms replica did not win its claim")
 	}
-	if n == 1 {
-		if err := pub(contract.DestroySubject(id), contract.DestroyEvent(contract.ReasonDestroyed)); err != nil {
-			t.Error(err)
+
+	all := append([]string{destroyed}, expired...)
+	in.rec.WaitAll(t, all, 10*time.Second)
+	for _, id := range all {
+		at, _ := in.rec.ReceivedAt(id)
+		if took := at.Sub(claimedAt); took < lease-50*time.Millisecond || took > lease+3*sweep+500*time.Millisecond {
+			t.Errorf("room %s announced %v after its claim; want within lease %v + a sweep", id, took.Round(time.Millisecond), lease)
 		}
 	}
+	if got := in.rec.Reasons(destroyed); !slices.Equal(got, []string{contract.ReasonDestroyed}) {
+		t.Fatalf("destroyed room got %v", got)
+	}
+	for _, id := range expired {
+		if got := in.rec.Reasons(id); !slices.Equal(got, []string{contract.ReasonExpired}) {
+			t.Fatalf("expired room got %v", got)
+		}
+	}
+	if n := expirytest.EndingEntries(t, in.rdb); n != 0 {
+		t.Fatalf("%d ends left in the ending sets", n)
+	}
+	assertAllGone(t, in)
+}
+
+// TestRedisDataLossAsksGatewaysToResync: a Redis that comes back empty is
+// noticed and announced on wisp.resync (once, by one of two replicas);
+// /readyz is red while Redis is away.
+func TestRedisDataLossAsksGatewaysToResync(t *testing.T) {
+	in := startInfra(t)
+	nc := testkit.Connect(t, in.nats)
+	resyncs, err := nc.SubscribeSync(contract.SubjectResync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	a := in.start(t, "SWEEP_INTERVAL", "100ms")
+	in.start(t, "SWEEP_INTERVAL", "100ms")
+	// A new Redis has no epoch either: that first resync is harmless.
+	if _, err := resyncs.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no resync for a new Redis: %v", err)
+	}
+
+	in.redis.Stop()
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if a.Ready() == nil {
+			return errors.New("ready with Redis down")
+		}
+		return nil
+	})
+	in.redis.Restart(t)
+	restarted := time.Now()
+	if _, err := resyncs.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no resync after Redis came back empty: %v", err)
+	}
+	t.Logf("resync published %v after Redis came back", time.Since(restarted).Round(time.Millisecond))
+	in.fence(t) // both replicas have swept the new Redis since
+	if m, err := resyncs.NextMsg(200 * time.Millisecond); err == nil {
+		t.Fatalf("a second resync for one loss: %s", m.Subject)
+	}
+	testkit.Eventually(t, 5*time.Second, a.Ready)
 }
 
 // TestDestroyRacingExpiryAnnouncesOnce: a room destroyed as it expires gets
@@ -234,75 +355,58 @@ func TestDestroyRacingExpiryAnnouncesOnce(t *testing.T) {
 	assertAllGone(t, in)
 }
 
-// TestKeyspaceEventAloneFinishesRoom: with sweeps an hour apart, the
-// expired event Redis fires for the room key is what finishes the room.
-func TestKeyspaceEventAloneFinishesRoom(t *testing.T) {
-	in := startInfra(t)
-	s := in.start(t, "SWEEP_INTERVAL", "1h")
-	deadline := time.Now().Add(300 * time.Millisecond) // not due at the start-up sweeps
-	id := expirytest.MustSeedRoom(t, in.rdb, deadline)
-	time.Sleep(time.Until(deadline))
-	testkit.Eventually(t, 5*time.Second, func() error {
-		// Reading the key past its TTL makes Redis delete it and fire the
-		// event now, as the active expiry cycle would eventually.
-		in.rdb.Exists(context.Background(), contract.RoomKey(id))
-		if len(in.rec.Reasons(id)) == 0 {
-			return errors.New("room not announced")
-		}
-		return nil
-	})
-	if got := metric(t, s, `wisp_expiry_rooms_total{path="event"}`); got != 1 {
-		t.Fatalf(`wisp_expiry_rooms_total{path="event"} = %v, want 1`, got)
+// TestNeedsNoKeyspaceEvents: on a Redis that refuses CONFIG and fires no
+// expired events (a managed Redis as it comes), the replica is ready, says
+// once that the events are off, and rooms end on time through the deadline
+// set alone.
+func TestNeedsNoKeyspaceEvents(t *testing.T) {
+	r := testkit.StartRedis(t, "--rename-command", "CONFIG", "", "--notify-keyspace-events", "")
+	ns := testkit.StartNATS(t)
+	in := &infra{redis: r, rdb: r.Client(t), nats: ns, rec: expirytest.Record(t, testkit.Connect(t, ns))}
+	s := in.start(t, "SWEEP_INTERVAL", "100ms", "EVENT_REFRESH", "100ms")
+	deadlines := expirytest.Spread(50, time.Now().Add(200*time.Millisecond), 500*time.Millisecond)
+	ids := expirytest.MustSeedRooms(t, in.rdb, deadlines...)
+	in.rec.WaitAll(t, ids, 5*time.Second)
+	st := lagStatsOf(in.rec, ids, deadlines)
+	if st.max > time.Second {
+		t.Fatalf("lag up to %v with a 100 ms sweep", st.max)
 	}
-	if got := metric(t, s, `wisp_expiry_rooms_total{path="sweep"}`); got != 0 {
-		t.Fatalf(`wisp_expiry_rooms_total{path="sweep"} = %v, want 0`, got)
-	}
-	if n := expirytest.KeysLeft(t, in.rdb, id); n != 0 {
-		t.Fatalf("%d keys left", n)
+	in.fence(t)
+	assertAllGone(t, in)
+	if n := strings.Count(s.Logs(), "keyspace expired events are not on"); n != 1 {
+		t.Fatalf("events off reported %d times, want once:\n%s", n, s.Logs())
 	}
 }
 
-// TestNotReadyWhenConfigRefused: on a Redis that refuses CONFIG and fires
-// no expired events, /readyz says so and the log says what to set.
-func TestNotReadyWhenConfigRefused(t *testing.T) {
-	url := expirytest.StartRedis(t, "--rename-command", "CONFIG", "", "--notify-keyspace-events", "")
-	ns := testkit.StartNATS(t)
-	port, err := testkit.FreePort()
-	if err != nil {
-		t.Fatal(err)
+// TestDrainsTheUnshardedSet: rooms an older rooms service put in the
+// unsharded deadline set (and a destroyed room's end in its ending set)
+// are announced once each, by one of two replicas.
+func TestDrainsTheUnshardedSet(t *testing.T) {
+	in := startInfra(t)
+	ctx := context.Background()
+	deadlines := expirytest.Spread(40, time.Now().Add(300*time.Millisecond), 300*time.Millisecond)
+	ids := expirytest.MustSeedRooms(t, in.rdb, deadlines...)
+	for i, id := range ids { // as the old rooms service wrote them
+		in.rdb.ZRem(ctx, contract.DeadlinesKeyOf(id), id)
+		in.rdb.ZAdd(ctx, contract.DeadlinesKey, redis.Z{Score: float64(deadlines[i].UnixMilli()), Member: id})
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	env := map[string]string{"REDIS_URL": url, "NATS_URL": ns.ClientURL(), "OPS_ADDR": addr, "SHUTDOWN_TIMEOUT": "5s"}
-	logs := &testkit.SyncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, logs) }()
-	defer cancel()
-
-	testkit.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "notify-keyspace-events") {
-			return fmt.Errorf("readyz %d %s", resp.StatusCode, body)
-		}
-		return nil
-	})
-	if !strings.Contains(logs.String(), "keyspace expired events are NOT on") {
-		t.Fatalf("no warning line:\n%s", logs)
+	destroyed := contract.RandomID(contract.RoomIDLen)
+	in.rdb.ZAdd(ctx, contract.EndingKey, redis.Z{Score: 1, Member: contract.EndingMember(contract.ReasonDestroyed, destroyed)})
+	in.start(t, "SWEEP_INTERVAL", "100ms")
+	in.start(t, "SWEEP_INTERVAL", "100ms")
+	all := append([]string{destroyed}, ids...)
+	in.rec.WaitAll(t, all, 10*time.Second)
+	in.fence(t)
+	if d := in.rec.Duplicates(); d != 0 {
+		t.Fatalf("%d duplicate announcements", d)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
+	if got := in.rec.Reasons(destroyed); !slices.Equal(got, []string{contract.ReasonDestroyed}) {
+		t.Fatalf("destroyed room got %v", got)
 	}
+	if n := expirytest.EndingEntries(t, in.rdb); n != 0 {
+		t.Fatalf("%d ends left", n)
+	}
+	assertAllGone(t, in)
 }
 
 // TestSurvivesRedisOutage: sweeps fail while Redis is down, are counted,
@@ -312,7 +416,7 @@ func TestSurvivesRedisOutage(t *testing.T) {
 	s := in.start(t, "SWEEP_INTERVAL", "50ms")
 	in.redis.Stop()
 	testkit.Eventually(t, 10*time.Second, func() error {
-		if metric(t, s, `wisp_expiry_errors_total{op="due"}`) == 0 {
+		if metric(t, s, `wisp_expiry_errors_total{op="epoch"}`) == 0 {
 			return errors.New("no failed sweep counted")
 		}
 		return nil
@@ -321,15 +425,20 @@ func TestSurvivesRedisOutage(t *testing.T) {
 	ids := expirytest.MustSeedRooms(t, in.rdb, expirytest.Spread(50, time.Now().Add(-time.Second), time.Second)...)
 	in.rec.WaitAll(t, ids, 10*time.Second)
 	testkit.Eventually(t, 10*time.Second, s.Ready)
-	if logs := s.Logs(); !strings.Contains(logs, `"msg":"sweep failed; retrying"`) || !strings.Contains(logs, `"msg":"sweep recovered"`) {
-		t.Fatalf("outage not logged once each way:\n%s", logs)
-	}
+	// The keyspace events may announce the rooms before the sweep's own
+	// connections are back: the recovery is logged when the sweep is.
+	testkit.Eventually(t, 10*time.Second, func() error {
+		if logs := s.Logs(); !strings.Contains(logs, `"msg":"sweep failed; retrying"`) || !strings.Contains(logs, `"msg":"sweep recovered"`) {
+			return fmt.Errorf("outage not logged once each way:\n%s", logs)
+		}
+		return nil
+	})
 }
 
 func assertAllGone(t *testing.T, in *infra) {
 	t.Helper()
 	ctx := context.Background()
-	if n := in.rdb.ZCard(ctx, contract.DeadlinesKey).Val(); n != 0 {
+	if n := expirytest.DeadlineEntries(t, in.rdb); n != 0 {
 		t.Fatalf("%d rooms left in the deadline set", n)
 	}
 	if keys := in.rdb.Keys(ctx, "wisp:room:*").Val(); len(keys) != 0 {
@@ -357,9 +466,8 @@ func lagStatsOf(rec *expirytest.Recorder, ids []string, deadlines []time.Time) l
 	if len(lags) == 0 {
 		return st
 	}
-	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	q := func(p float64) time.Duration { return lags[min(len(lags)-1, int(p*float64(len(lags))))] }
-	st.p50, st.p99, st.max = q(.50), q(.99), lags[len(lags)-1]
+	slices.Sort(lags)
+	st.p50, st.p99, st.max = testkit.Percentile(lags, .50), testkit.Percentile(lags, .99), lags[len(lags)-1]
 	return st
 }
 

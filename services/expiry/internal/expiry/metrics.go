@@ -7,6 +7,10 @@ type Metrics struct {
 	lag    *prometheus.HistogramVec
 	rooms  *prometheus.CounterVec
 	errors *prometheus.CounterVec
+	// takenOver and resyncs show the outbox at work: ends whose claimer
+	// did not announce them, and Redis data losses announced.
+	takenOver *prometheus.CounterVec
+	resyncs   prometheus.Counter
 }
 
 // NewMetrics registers the series on reg.
@@ -26,8 +30,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "wisp_expiry_errors_total",
 			Help: "Failed steps of the expiry service, by operation.",
 		}, []string{"op"}),
+		takenOver: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wisp_expiry_taken_over_total",
+			Help: "Claimed ends this replica announced after their claimer's lease ran out, by reason.",
+		}, []string{"reason"}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wisp_expiry_resyncs_total",
+			Help: "Times this replica found Redis without its epoch (data lost) and asked the gateways to resync.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.lag, m.rooms, m.errors} {
+	for _, c := range []prometheus.Collector{m.lag, m.rooms, m.errors, m.takenOver, m.resyncs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -36,5 +48,5 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 // Error counts a failed step of an adapter that runs on the service's
-// behalf (the keyspace subscription, the notification settings).
+// behalf (the keyspace subscription, the notification setting).
 func (m *Metrics) Error(op string) { m.errors.WithLabelValues(op).Inc() }

@@ -1,5 +1,5 @@
 // Package expirytest helps the expiry service's tests: it seeds rooms the
-// way the rooms service writes them and records the chat.destroy events
+// way the rooms service writes them (through testkit) and records the chat.destroy events
 // members would receive.
 package expirytest
 
@@ -19,40 +19,23 @@ import (
 	"wisp/testkit"
 )
 
-// MustSeedRooms writes one room per deadline exactly as the rooms service
-// does (the deadline entry first, then the room hash with PEXPIREAT), plus
-// a member and a message expiring with it, and returns the room ids.
-func MustSeedRooms(tb testing.TB, rdb *redis.Client, deadlines ...time.Time) []string {
+// MustSeedRooms writes one room per deadline as the rooms and messages
+// services leave it (testkit.SeedRooms): the deadline entry, the room hash,
+// a member, a message and its clientId entry, all expiring at the deadline.
+// It returns the room ids.
+func MustSeedRooms(tb testing.TB, rdb redis.UniversalClient, deadlines ...time.Time) []string {
 	tb.Helper()
-	ctx := context.Background()
-	ids := make([]string, len(deadlines))
-	const chunk = 1000
-	for start := 0; start < len(deadlines); start += chunk {
-		end := min(start+chunk, len(deadlines))
-		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := start; i < end; i++ {
-				id, d := contract.RandomID(contract.RoomIDLen), deadlines[i]
-				ids[i] = id
-				ms := d.UnixMilli()
-				p.ZAdd(ctx, contract.DeadlinesKey, redis.Z{Score: float64(ms), Member: id})
-				p.HSet(ctx, contract.RoomKey(id), "createdAt", time.Now().UnixMilli(), "deadline", ms)
-				p.PExpireAt(ctx, contract.RoomKey(id), d)
-				p.HSet(ctx, contract.MembersKey(id), contract.TokenHash(id+"-token"), "marker")
-				p.PExpireAt(ctx, contract.MembersKey(id), d)
-				p.RPush(ctx, contract.MessagesKey(id), `{"id":"m1","seq":1}`)
-				p.PExpireAt(ctx, contract.MessagesKey(id), d)
-			}
-			return nil
-		})
-		if err != nil {
-			tb.Fatalf("seed rooms: %v", err)
-		}
+	rooms := make([]testkit.Room, len(deadlines))
+	for i, d := range deadlines {
+		id := contract.RandomID(contract.RoomIDLen)
+		rooms[i] = testkit.Room{ID: id, Deadline: d, Tokens: []string{id + "-token"},
+			Messages: []string{`{"id":"m1","seq":1}`}, Clients: map[string]int64{"m-0:client-id": 1}}
 	}
-	return ids
+	return testkit.SeedRooms(tb, rdb, rooms...)
 }
 
 // MustSeedRoom seeds one room.
-func MustSeedRoom(tb testing.TB, rdb *redis.Client, deadline time.Time) string {
+func MustSeedRoom(tb testing.TB, rdb redis.UniversalClient, deadline time.Time) string {
 	tb.Helper()
 	return MustSeedRooms(tb, rdb, deadline)[0]
 }
@@ -67,11 +50,40 @@ func Spread(n int, from time.Time, over time.Duration) []time.Time {
 }
 
 // KeysLeft counts the keys of the room still in Redis.
-func KeysLeft(tb testing.TB, rdb *redis.Client, roomID string) int64 {
+func KeysLeft(tb testing.TB, rdb redis.UniversalClient, roomID string) int64 {
 	tb.Helper()
-	n, err := rdb.Exists(context.Background(), contract.RoomKey(roomID), contract.MembersKey(roomID), contract.MessagesKey(roomID)).Result()
+	n, err := rdb.Exists(context.Background(), contract.RoomKeys(roomID)...).Result()
 	if err != nil {
 		tb.Fatalf("exists: %v", err)
+	}
+	return n
+}
+
+// DeadlineEntries counts the rooms in every shard of the deadline set and
+// in the unsharded set of wisp before the sharding.
+func DeadlineEntries(tb testing.TB, rdb redis.UniversalClient) int64 {
+	tb.Helper()
+	return sumCard(tb, rdb, append(contract.DeadlineShardKeys(), contract.DeadlinesKey))
+}
+
+// EndingEntries counts the claimed ends in every ending set.
+func EndingEntries(tb testing.TB, rdb redis.UniversalClient) int64 {
+	tb.Helper()
+	var keys []string
+	for _, k := range append(contract.DeadlineShardKeys(), contract.DeadlinesKey) {
+		keys = append(keys, contract.EndingKeyOf(k))
+	}
+	return sumCard(tb, rdb, keys)
+}
+
+func sumCard(tb testing.TB, rdb redis.UniversalClient, keys []string) int64 {
+	var n int64
+	for _, k := range keys {
+		c, err := rdb.ZCard(context.Background(), k).Result()
+		if err != nil {
+			tb.Fatalf("zcard %s: %v", k, err)
+		}
+		n += c
 	}
 	return n
 }
@@ -191,11 +203,4 @@ func (r *Recorder) WaitAll(tb testing.TB, ids []string, timeout time.Duration) {
 		}
 		return nil
 	})
-}
-
-// StartRedis starts a redis-server with extra arguments, stopped with the
-// test, and returns its URL.
-func StartRedis(tb testing.TB, args ...string) string {
-	tb.Helper()
-	return testkit.StartRedis(tb, args...).URL
 }

@@ -1,9 +1,11 @@
 // Package natsapi is the expiry service's NATS side: it publishes the
-// chat.destroy event of each expired room.
+// chat.destroy event of each ended room, and the resync after Redis lost
+// its data.
 package natsapi
 
 import (
 	"context"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -11,20 +13,50 @@ import (
 	"wisp/services/expiry/internal/expiry"
 )
 
-// expiredEvent is the same frame for every room; Publish copies it.
-var expiredEvent = contract.DestroyEvent(contract.ReasonExpired)
+// The same frames for every room; Publish copies them.
+var events = map[string][]byte{
+	contract.ReasonExpired:   contract.DestroyEvent(contract.ReasonExpired),
+	contract.ReasonDestroyed: contract.DestroyEvent(contract.ReasonDestroyed),
+}
 
 // Publisher implements expiry.Publisher on NATS.
-type Publisher struct{ nc *nats.Conn }
+type Publisher struct {
+	nc           *nats.Conn
+	flushTimeout time.Duration
+}
 
-// NewPublisher returns a publisher on nc.
-func NewPublisher(nc *nats.Conn) *Publisher { return &Publisher{nc: nc} }
+// NewPublisher returns a publisher on nc whose Flush waits at most
+// flushTimeout for NATS to confirm.
+func NewPublisher(nc *nats.Conn, flushTimeout time.Duration) *Publisher {
+	return &Publisher{nc: nc, flushTimeout: flushTimeout}
+}
 
 var _ expiry.Publisher = (*Publisher)(nil)
 
-// Expired publishes chat.destroy with reason "expired" on the room's
-// subject. While NATS reconnects the client buffers it; an error means it
-// was not sent, so the caller may hand the room back for a retry.
-func (p *Publisher) Expired(_ context.Context, roomID string) error {
-	return p.nc.Publish(contract.DestroySubject(roomID), expiredEvent)
+// Ended publishes chat.destroy with the reason on the room's subject.
+// While NATS reconnects the client buffers it; only Flush says it arrived.
+func (p *Publisher) Ended(_ context.Context, roomID, reason string) error {
+	ev, ok := events[reason]
+	if !ok {
+		ev = contract.DestroyEvent(reason)
+	}
+	return p.nc.Publish(contract.DestroySubject(roomID), ev)
+}
+
+// Resync publishes on contract.SubjectResync.
+func (p *Publisher) Resync(context.Context) error {
+	return p.nc.Publish(contract.SubjectResync, nil)
+}
+
+// Flush waits for NATS to have everything published so far. Disconnected,
+// it fails at once: what sits in the reconnect buffer is not delivered yet
+// (and gateways that reconnect later would miss it anyway), so the ends
+// stay in the outbox for another try.
+func (p *Publisher) Flush(ctx context.Context) error {
+	if !p.nc.IsConnected() {
+		return nats.ErrConnectionReconnecting
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.flushTimeout)
+	defer cancel()
+	return p.nc.FlushWithContext(ctx)
 }

@@ -39,3 +39,15 @@ func setRoomCookie(c *fiber.Ctx, roomID, token string, expiresAt time.Time) {
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
 }
+
+// clearRoomCookie tells the browser to forget the room's cookie at once.
+func clearRoomCookie(c *fiber.Ctx, roomID string) {
+	c.Cookie(&fiber.Cookie{
+		Name:     cookieName(c, roomID),
+		Path:     "/",
+		MaxAge:   -1, // Max-Age=0 on the wire: delete now
+		HTTPOnly: true,
+		Secure:   c.Protocol() == "https",
+		SameSite: fiber.CookieSameSiteLaxMode,
+	})
+}

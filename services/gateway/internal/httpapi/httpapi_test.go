@@ -15,11 +15,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wisp/services/gateway/internal/httpapi"
-	"wisp/services/gateway/internal/natsapi"
+	"wisp/services/gateway/internal/live"
 	"wisp/services/gateway/internal/relay"
+	"wisp/services/gateway/internal/ws"
 	"wisp/testkit"
 )
 
@@ -31,13 +33,27 @@ type gateway struct {
 }
 
 func startGateway(t *testing.T, ns *server.Server, backend httpapi.Backend, cfg httpapi.Config) *gateway {
+	return startGatewayWith(t, ns, backend, cfg, ws.DefaultSettings, 20*time.Second)
+}
+
+// startGatewayWith runs a gateway with the given socket timers and
+// presence refresh interval, wired as cmd/gateway wires it.
+func startGatewayWith(t *testing.T, ns *server.Server, backend httpapi.Backend, cfg httpapi.Config, set ws.Settings, presenceEvery time.Duration) *gateway {
 	t.Helper()
-	nc := testkit.Connect(t, ns)
-	feeds := natsapi.NewFeeds(nc)
-	hub := relay.NewHub(feeds)
-	ctx, cancel := context.WithCancel(context.Background())
-	go feeds.Run(ctx, hub.Deliver)
-	srv := httpapi.New(cfg, backend, hub, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.NewMetrics(prometheus.NewRegistry(), hub))
+	return startGatewayOn(t, testkit.Connect(t, ns), backend, cfg, set, presenceEvery)
+}
+
+// startGatewayOn runs a gateway on the connection nc, wired as cmd/gateway
+// wires it.
+func startGatewayOn(t *testing.T, nc *nats.Conn, backend httpapi.Backend, cfg httpapi.Config, set ws.Settings, presenceEvery time.Duration) *gateway {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := live.Start(nc, backend, live.Options{Socket: set, PresenceInterval: presenceEvery}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := rt.Hub
+	srv := httpapi.New(cfg, backend, rt.Realtime, log, httpapi.NewMetrics(prometheus.NewRegistry(), hub))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +63,7 @@ func startGateway(t *testing.T, ns *server.Server, backend httpapi.Backend, cfg 
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		_ = srv.Shutdown(sctx)
-		cancel()
+		rt.Stop()
 	})
 	return &gateway{URL: "http://" + ln.Addr().String(), srv: srv, hub: hub}
 }
@@ -100,6 +116,9 @@ func (b *browser) do(method, path string, body []byte, header map[string]string)
 	}
 	if b.origin != "" && (method == http.MethodPost || method == http.MethodDelete) {
 		req.Header.Set("Origin", b.origin)
+	}
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
 		if v == "" {

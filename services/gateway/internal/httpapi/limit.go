@@ -2,29 +2,29 @@ package httpapi
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/limiter"
 )
 
-// limit allows max requests per window per client IP for one route group;
-// the numbers are far above what two people chatting need. Over the limit:
-// 429 with Retry-After.
-func (s *Server) limit(group string, max int, window time.Duration) fiber.Handler {
+// limit allows budget requests per window per client IP for one route group
+// (routes of a group share one budget, across every gateway when the
+// limiter is Redis); the numbers are far above what two people chatting
+// need. Over the limit: 429 with Retry-After.
+func (s *Server) limit(group string, budget int, window time.Duration) fiber.Handler {
 	if !s.cfg.RateLimits {
 		return func(c *fiber.Ctx) error { return c.Next() }
 	}
-	return limiter.New(limiter.Config{
-		Max:               max,
-		Expiration:        window,
-		LimiterMiddleware: limiter.SlidingWindow{},
-		KeyGenerator:      func(c *fiber.Ctx) string { return group + "|" + s.clientIP(c) },
-		LimitReached: func(*fiber.Ctx) error {
+	return func(c *fiber.Ctx) error {
+		ok, retry := s.limiter.Take(c.UserContext(), group+"|"+s.clientIP(c), budget, window)
+		if !ok {
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(1, int(retry.Round(time.Second)/time.Second))))
 			return fiber.NewError(fiber.StatusTooManyRequests, "too many requests, slow down")
-		},
-	})
+		}
+		return c.Next()
+	}
 }
 
 // clientIP is the address a request came from. Behind trusted proxies it is

@@ -10,8 +10,10 @@ import (
 )
 
 type sendBody struct {
-	Sender *string `json:"sender"`
-	Text   *string `json:"text"`
+	Sender   *string `json:"sender"`
+	Text     *string `json:"text"`
+	ClientID string  `json:"clientId"`
+	Envelope string  `json:"envelope"`
 }
 
 func (s *Server) sendMessage(c *fiber.Ctx) error {
@@ -23,10 +25,14 @@ func (s *Server) sendMessage(c *fiber.Ctx) error {
 	if err := json.Unmarshal(c.Body(), &body); err != nil {
 		return fiber.NewError(fiber.StatusBadRequest, "body must be JSON {\"sender\": string, \"text\": string}")
 	}
-	if body.Sender == nil || body.Text == nil {
-		return fiber.NewError(fiber.StatusBadRequest, "sender and text are required")
+	req := contract.SendRequest{RoomID: roomID, Token: token, ClientID: body.ClientID, Envelope: body.Envelope}
+	switch {
+	case body.Sender != nil && body.Text != nil:
+		req.Sender, req.Text = *body.Sender, *body.Text
+	case body.Envelope == "":
+		return fiber.NewError(fiber.StatusBadRequest, "sender and text (or an envelope) are required")
 	}
-	raw, err := s.backend.Send(c.UserContext(), contract.SendRequest{RoomID: roomID, Token: token, Sender: *body.Sender, Text: *body.Text})
+	raw, err := s.backend.Send(c.UserContext(), req)
 	if err != nil {
 		return err
 	}
@@ -45,12 +51,9 @@ func (s *Server) listMessages(c *fiber.Ctx) error {
 			return fiber.NewError(fiber.StatusBadRequest, "after must be a non-negative integer")
 		}
 	}
-	msgs, err := s.backend.List(c.UserContext(), roomID, token, after)
+	page, err := s.backend.List(c.UserContext(), roomID, token, after)
 	if err != nil {
 		return err
 	}
-	if msgs == nil {
-		msgs = []contract.Message{}
-	}
-	return c.JSON(fiber.Map{"messages": msgs})
+	return c.JSON(page)
 }

@@ -7,12 +7,15 @@ import (
 	"net"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wisp/services/gateway/internal/httpapi"
-	"wisp/services/gateway/internal/natsapi"
+	"wisp/services/gateway/internal/natsclient"
+	"wisp/services/gateway/internal/presence"
 	"wisp/services/gateway/internal/relay"
+	"wisp/services/gateway/internal/ws"
 	"wisp/testkit"
 )
 
@@ -21,15 +24,17 @@ import (
 func TestMetricsSurviveReusedRequests(t *testing.T) {
 	ns := testkit.StartNATS(t)
 	nc := testkit.Connect(t, ns)
-	hub := relay.NewHub(natsapi.NewFeeds(nc))
+	feeds := natsclient.NewFeeds(nc)
+	hub := relay.NewHub(feeds)
 	reg := prometheus.NewRegistry()
-	srv := httpapi.New(httpapi.Config{}, newFakeBackend(nc), hub, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.NewMetrics(reg, hub))
+	rt := httpapi.Realtime{Hub: hub, Presence: presence.NewTracker("g", time.Minute, feeds, hub.DeliverTo), Signals: feeds, Socket: ws.DefaultSettings}
+	srv := httpapi.New(httpapi.Config{}, newFakeBackend(nc), rt, slog.New(slog.NewTextHandler(io.Discard, nil)), httpapi.NewMetrics(reg, hub))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Shutdown(context.Background())
+	defer func() { _ = srv.Shutdown(context.Background()) }()
 	// One keep-alive connection: each request reads into the same buffer.
 	for range 3 {
 		for _, m := range []string{"GET", "POST", "DELETE", "HEAD", "GET", "PUT"} {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	fastws "github.com/fasthttp/websocket"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"wisp/contract"
 	"wisp/services/gateway/internal/httpapi"
@@ -41,6 +43,10 @@ func (b *browser) mustDial(id string) *fastws.Conn {
 		b.t.Fatalf("dial: %v (%d)", err, status)
 	}
 	b.t.Cleanup(func() { ws.Close() })
+	// Every socket opens with the other member's presence.
+	if f := readAnyFrame(b.t, ws); f.Event != contract.EventPresence {
+		b.t.Fatalf("first frame %s %s, want chat.presence", f.Event, f.Data)
+	}
 	return ws
 }
 
@@ -49,7 +55,18 @@ type frame struct {
 	Data  json.RawMessage `json:"data"`
 }
 
+// readFrame returns the next frame that is not a presence update (those
+// come whenever the other member's sockets open and close).
 func readFrame(t *testing.T, ws *fastws.Conn) frame {
+	t.Helper()
+	for {
+		if f := readAnyFrame(t, ws); f.Event != contract.EventPresence {
+			return f
+		}
+	}
+}
+
+func readAnyFrame(t *testing.T, ws *fastws.Conn) frame {
 	t.Helper()
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, data, err := ws.ReadMessage()
@@ -102,10 +119,10 @@ func TestRealtimeDeliversToBothMembersThenDestroy(t *testing.T) {
 	id := alice.createRoom()
 	alice.join(id)
 	bob.join(id)
-	subsBefore := ns.NumSubscriptions()
+	subsBefore := feedSubs(t, ns, id)
 	wa, wb := alice.mustDial(id), bob.mustDial(id)
-	if gw.hub.Rooms() != 1 || ns.NumSubscriptions() != subsBefore+1 {
-		t.Fatalf("want one room feed, got rooms=%d subs %d→%d", gw.hub.Rooms(), subsBefore, ns.NumSubscriptions())
+	if got := feedSubs(t, ns, id); gw.hub.Rooms() != 1 || got != subsBefore+1 {
+		t.Fatalf("want one room feed, got rooms=%d subs %d→%d", gw.hub.Rooms(), subsBefore, got)
 	}
 
 	alice.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"alice","text":"hi bob"}`), nil)
@@ -133,11 +150,22 @@ func TestRealtimeDeliversToBothMembersThenDestroy(t *testing.T) {
 		}
 	}
 	testkit.Eventually(t, 3*time.Second, func() error {
-		if gw.hub.Rooms() != 0 || ns.NumSubscriptions() != subsBefore {
-			return fmt.Errorf("rooms=%d subs=%d", gw.hub.Rooms(), ns.NumSubscriptions())
+		if got := feedSubs(t, ns, id); gw.hub.Rooms() != 0 || got != subsBefore {
+			return fmt.Errorf("rooms=%d subs=%d", gw.hub.Rooms(), got)
 		}
 		return nil
 	})
+}
+
+// feedSubs counts the subscriptions a room's message would reach; the
+// server's total also moves with reply inboxes other clients open lazily.
+func feedSubs(t *testing.T, ns *server.Server, roomID string) int {
+	t.Helper()
+	sz, err := ns.Subsz(&server.SubszOptions{Subscriptions: true, Test: contract.MessageSubject(roomID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sz.Total
 }
 
 // TestRealtimeAcrossTwoGateways: a message posted through one gateway
@@ -207,11 +235,22 @@ func TestSlowReaderIsDisconnected(t *testing.T) {
 	if gw.hub.Stats.Dropped.Load() == 0 {
 		t.Fatal("slow reader was not dropped")
 	}
-	// Bob's socket ends (after whatever the kernel buffered).
+	// Bob's socket ends (after whatever the kernel buffered): closed with
+	// 1013 or cut off by the write deadline, never left hanging.
 	_ = wb.SetReadDeadline(time.Now().Add(20 * time.Second))
 	for {
-		if _, _, err := wb.ReadMessage(); err != nil {
-			break
+		_, _, err := wb.ReadMessage()
+		if err == nil {
+			continue
 		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			t.Fatal("the slow reader's socket was never closed")
+		}
+		// 1006: the connection ended without a close frame (the one sent
+		// waited behind the unread frames until the write deadline).
+		if code := closeCode(err); code != 0 && code != fastws.CloseTryAgainLater && code != fastws.CloseAbnormalClosure {
+			t.Fatalf("slow reader closed with %d, want 1013 or cut off", code)
+		}
+		break
 	}
 }

@@ -8,24 +8,26 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"wisp/contract"
+	"wisp/services/gateway/internal/ratelimit"
+	"wisp/services/gateway/internal/realtime"
 	"wisp/services/gateway/internal/relay"
+	"wisp/services/gateway/internal/ws"
 )
 
 // Backend is what the gateway asks of the rooms and messages services.
 type Backend interface {
-	CreateRoom(ctx context.Context) (contract.CreateRoomReply, error)
+	CreateRoom(ctx context.Context, req contract.CreateRoomRequest) (contract.CreateRoomReply, error)
 	Join(ctx context.Context, roomID, token string) (contract.JoinReply, error)
 	Authorize(ctx context.Context, roomID, token string) (contract.AuthorizeReply, error)
 	TTL(ctx context.Context, roomID, token string) ([]byte, error)
 	Destroy(ctx context.Context, roomID, token string) error
 	Send(ctx context.Context, req contract.SendRequest) ([]byte, error)
-	List(ctx context.Context, roomID, token string, after int64) ([]contract.Message, error)
+	List(ctx context.Context, roomID, token string, after int64) (contract.ListReply, error)
 }
 
 // Config is the gateway's HTTP behaviour.
@@ -36,34 +38,51 @@ type Config struct {
 	RateLimits bool
 	// TrustedProxies may set X-Forwarded-For/-Proto (IPs or CIDRs).
 	TrustedProxies []string
+	// RequestTimeout bounds a socket's call to the services.
+	RequestTimeout time.Duration
+	// Limiter counts requests for the rate limits; nil counts in memory.
+	Limiter ratelimit.Limiter
 }
 
 // Limits of the HTTP layer.
 const (
 	bodyLimit   = 16 << 10
 	readTimeout = 10 * time.Second
-	idleTimeout = 75 * time.Second
+	idleTimeout = 30 * time.Second
 )
 
 // Server is the gateway's Fiber app and its WebSocket clients.
 type Server struct {
 	app     *fiber.App
 	backend Backend
-	hub     *relay.Hub
+	rt      Realtime
+	session realtime.Config
 	log     *slog.Logger
 	cfg     Config
 	proxies []netip.Prefix
 	metrics *Metrics
-	sockets *sockets
+	sockets *ws.Registry
+	limiter ratelimit.Limiter
+	lists   *inflight
 
-	stopPing chan struct{}
-	stopOnce sync.Once
+	stopPing context.CancelFunc
+	pingCtx  context.Context
 }
 
 // New builds the app.
-func New(cfg Config, backend Backend, hub *relay.Hub, log *slog.Logger, metrics *Metrics) *Server {
-	s := &Server{backend: backend, hub: hub, log: log, cfg: cfg, metrics: metrics, sockets: newSockets(),
-		proxies: parseProxies(cfg.TrustedProxies), stopPing: make(chan struct{})}
+func New(cfg Config, backend Backend, rt Realtime, log *slog.Logger, metrics *Metrics) *Server {
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	s := &Server{backend: backend, rt: rt, log: log, cfg: cfg, metrics: metrics, sockets: ws.NewRegistry(rt.Socket),
+		proxies: parseProxies(cfg.TrustedProxies)}
+	s.pingCtx, s.stopPing = context.WithCancel(context.Background())
+	s.lists = newInflight(listsPerClient, listsInFlight)
+	if s.limiter = cfg.Limiter; s.limiter == nil {
+		s.limiter = ratelimit.NewMemory()
+	}
+	s.session = realtime.Config{Backend: backend, Signals: rt.Signals, Status: statusOf,
+		RateLimits: cfg.RateLimits, Timeout: cfg.RequestTimeout}
 	fc := fiber.Config{
 		AppName:                 "wisp",
 		DisableStartupMessage:   true,
@@ -98,12 +117,13 @@ func (s *Server) routes() {
 	app.Get("/room/*", redirectHome)
 	s.staticAssets()
 
-	api := app.Group("/api", s.sameOrigin)
+	api := app.Group("/api", apiHeaders, s.sameOrigin, jsonBodies)
 	api.Post("/room/create", s.limit("create", 20, time.Minute), s.createRoom)
 	api.Get("/room/ttl", s.limit("api", 600, time.Minute), s.roomTTL)
 	api.Delete("/room", s.limit("api", 600, time.Minute), s.destroyRoom)
+	api.Post("/room/leave", s.limit("api", 600, time.Minute), s.leaveRoom)
 	api.Post("/messages", s.limit("send", 600, time.Minute), s.sendMessage)
-	api.Get("/messages", s.limit("api", 600, time.Minute), s.listMessages)
+	api.Get("/messages", s.limit("api", 600, time.Minute), s.lists.bound(s.clientIP), s.listMessages)
 	api.Get("/realtime", s.limit("realtime", 120, time.Minute), s.realtimeGate, s.realtimeSocket())
 
 	app.Use(func(c *fiber.Ctx) error { return fiber.NewError(fiber.StatusNotFound, "not found") })
@@ -111,7 +131,10 @@ func (s *Server) routes() {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	go s.sockets.pinger(s.stopPing)
+	if s.cfg.RateLimits {
+		ln = newConnLimit(ln, MaxConnsPerIP, s.trusted)
+	}
+	go s.sockets.Ping(s.pingCtx)
 	return s.app.Listener(ln)
 }
 
@@ -120,9 +143,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.app.ShutdownWithContext(ctx) }()
-	s.hub.KickAll(relay.ReasonGoingAway)
-	wsErr := s.sockets.wait(ctx)
-	s.stopOnce.Do(func() { close(s.stopPing) })
+	s.rt.Hub.KickAll(relay.ReasonGoingAway)
+	wsErr := s.sockets.Wait(ctx)
+	s.stopPing()
 	return errors.Join(<-httpDone, wsErr)
 }
 

@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 
 	"wisp/contract"
 	"wisp/services/gateway/internal/httpapi"
+	"wisp/services/gateway/internal/ws"
 	"wisp/testkit"
 )
 
@@ -23,6 +28,18 @@ func socketPair(t *testing.T) (*gateway, *browser, string, *fastws.Conn) {
 	id := alice.createRoom()
 	alice.join(id)
 	return gw, alice, id, alice.mustDial(id)
+}
+
+// readClose reads past any frames to the server's close and returns its
+// code (0 when the connection ended without one, or nothing came in 5 s).
+func readClose(t *testing.T, ws *fastws.Conn) int {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return closeCode(err)
+		}
+	}
 }
 
 func closeCode(err error) int {
@@ -47,8 +64,9 @@ func TestSocketAnswersPingsAndKeepsDelivering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 { // a fragmented message: the writer sends several frames
-		_, _ = w.Write([]byte(strings.Repeat("y", 300)))
+	// A fragmented message: the writer sends several frames.
+	for _, part := range []string{`{"type":"typing",`, `"pad":"` + strings.Repeat("y", 300), `"}`} {
+		_, _ = w.Write([]byte(part))
 	}
 	_ = w.Close()
 	alice.do("POST", "/api/messages?roomId="+id, []byte(`{"sender":"a","text":"still here"}`), nil)
@@ -79,9 +97,8 @@ func TestSocketClosedByClient(t *testing.T) {
 	if err := ws.WriteControl(fastws.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseNormalClosure {
-		t.Fatalf("close answered with %v", err)
+	if code := readClose(t, ws); code != fastws.CloseNormalClosure {
+		t.Fatalf("close answered with %d", code)
 	}
 	testkit.Eventually(t, 3*time.Second, func() error {
 		if n := gw.hub.Connections(); n != 0 {
@@ -101,13 +118,14 @@ func TestSocketReadLimit(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			_, _ = w.Write([]byte(`{"type":"typing","pad":"`))
 			for range fragments {
-				_, _ = w.Write([]byte(strings.Repeat("z", 5000/fragments)))
+				_, _ = w.Write([]byte(strings.Repeat("z", 17000/fragments)))
 			}
+			_, _ = w.Write([]byte(`"}`))
 			_ = w.Close()
-			_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseMessageTooBig {
-				t.Fatalf("oversized message: %v", err)
+			if code := readClose(t, ws); code != fastws.CloseMessageTooBig {
+				t.Fatalf("oversized message closed with %d", code)
 			}
 		})
 	}
@@ -123,9 +141,8 @@ func TestSocketGoingAwayOnShutdown(t *testing.T) {
 		defer cancel()
 		done <- gw.srv.Shutdown(ctx)
 	}()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := ws.ReadMessage(); closeCode(err) != fastws.CloseGoingAway {
-		t.Fatalf("on shutdown: %v", err)
+	if code := readClose(t, ws); code != fastws.CloseGoingAway {
+		t.Fatalf("on shutdown: %d", code)
 	}
 	_ = ws.Close()
 	if err := <-done; err != nil {
@@ -185,7 +202,15 @@ func TestPausedReaderGetsEveryFrameIntact(t *testing.T) {
 	if err := pub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // the gateway fills the buffers and waits
+	// Every frame is queued (and a non-blocking write tried for it) before
+	// the reader starts: 9.6 MB cannot fit the socket buffers, so some write
+	// came back short and the rest went through the writer goroutine.
+	testkit.Eventually(t, 5*time.Second, func() error {
+		if got := gw.hub.Stats.Relayed.Load(); got < n {
+			return fmt.Errorf("%d frames relayed", got)
+		}
+		return nil
+	})
 	for i := range n {
 		_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 		_, data, err := ws.ReadMessage()
@@ -199,4 +224,96 @@ func TestPausedReaderGetsEveryFrameIntact(t *testing.T) {
 			t.Fatalf("frame %d: seq %d, %d bytes of text, %v", i, f.Data.Seq, len(f.Data.Text), err)
 		}
 	}
+}
+
+// TestAbandonedUpgradesGiveTheirPlaceBack: a browser that sends the
+// upgrade and drops the connection at once (its 101 may never be written,
+// or the socket starts on a dead connection) leaves no client in the room:
+// within the handshake timeout every place is given back, wave after wave.
+func TestAbandonedUpgradesGiveTheirPlaceBack(t *testing.T) {
+	gw, alice, id, ws := socketPair(t)
+	_ = ws.Close()
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if n := gw.hub.Connections(); n != 0 {
+			return fmt.Errorf("%d connections left", n)
+		}
+		return nil
+	})
+	u, err := url.Parse(gw.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck := alice.cookie(id)
+	req := "GET /api/realtime?roomId=" + id + " HTTP/1.1\r\nHost: " + u.Host + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+		"Sec-WebSocket-Version: 13\r\nOrigin: " + gw.URL + "\r\nCookie: " + ck.Name + "=" + ck.Value + "\r\n\r\n"
+	// Two waves, so the 5 s handshake timeout runs out twice.
+	for range 2 {
+		for i := range 10 {
+			conn, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(conn, req); err != nil {
+				t.Fatal(err)
+			}
+			// Half of them reset the connection at once, half after the server
+			// had a moment to take the upgrade in.
+			if i%2 == 1 {
+				time.Sleep(20 * time.Millisecond)
+			}
+			_ = conn.(*net.TCPConn).SetLinger(0)
+			_ = conn.Close()
+		}
+		testkit.Eventually(t, 10*time.Second, func() error {
+			if n := gw.hub.Connections(); n != 0 {
+				return fmt.Errorf("%d of 10 abandoned upgrades still hold a place in the room", n)
+			}
+			return nil
+		})
+	}
+	// The room is still theirs: a proper socket opens and is counted.
+	again := alice.mustDial(id)
+	defer again.Close()
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if n := gw.hub.Connections(); n != 1 {
+			return fmt.Errorf("%d connections, want the new socket's", n)
+		}
+		return nil
+	})
+}
+
+// TestSilentPeerIsClosedAfterPongWait: a peer that answers no ping and
+// sends nothing is dropped once PongWait passes (and no sooner than its
+// pings were due); its place in the room is given back.
+func TestSilentPeerIsClosedAfterPongWait(t *testing.T) {
+	set := ws.Settings{PingInterval: 200 * time.Millisecond, PongWait: 700 * time.Millisecond, WriteWait: 300 * time.Millisecond, ReadLimit: 16 << 10}
+	ns := testkit.StartNATS(t)
+	gw := startGatewayWith(t, ns, newFakeBackend(testkit.Connect(t, ns)), httpapi.Config{}, set, time.Second)
+	alice := newBrowser(t, gw.URL)
+	id := alice.createRoom()
+	alice.join(id)
+	c := alice.mustDial(id)
+	var pings atomic.Int32
+	c.SetPingHandler(func(string) error { pings.Add(1); return nil }) // no pong
+	start := time.Now()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			break
+		}
+	}
+	took := time.Since(start)
+	if took < set.PongWait || took > set.PongWait+2*time.Second {
+		t.Fatalf("silent peer dropped after %v; want just past the %v pong wait", took, set.PongWait)
+	}
+	if pings.Load() < 2 {
+		t.Fatalf("%d pings before the drop", pings.Load())
+	}
+	testkit.Eventually(t, 3*time.Second, func() error {
+		if n := gw.hub.Connections(); n != 0 {
+			return fmt.Errorf("%d connections left", n)
+		}
+		return nil
+	})
 }

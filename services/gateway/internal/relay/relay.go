@@ -4,9 +4,15 @@
 package relay
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"wisp/contract"
+	"wisp/services/gateway/internal/ws"
 )
 
 // Subscriber opens the event feed of one room. Once Subscribe returns, every
@@ -15,38 +21,49 @@ type Subscriber interface {
 	Subscribe(roomID string) (unsubscribe func(), err error)
 }
 
-// Frame is one text frame for a client; Last marks the room's final event,
-// after which the client is closed.
-type Frame struct {
-	Data []byte
-	Last bool
-}
-
 // Close reasons a client is ended with.
 const (
 	ReasonSlow      = "slow consumer"
 	ReasonGoingAway = "server shutting down"
+	ReasonPeerGone  = "peer closed"
 )
 
+// closeCodes tells the socket how to close for each reason: a slow client
+// is asked to come back later (and gap-fill), a shutdown to reconnect.
+var closeCodes = map[string]ws.StatusCode{
+	ReasonSlow:      ws.StatusTryLater,
+	ReasonGoingAway: ws.StatusGoingAway,
+}
+
 // Client is one WebSocket's queue of frames. The queue is bounded: a client
-// that falls QueueSize frames behind is kicked (it reconnects and catches up
+// that falls max frames behind is kicked (it reconnects and catches up
 // from the API), so a slow reader never slows anyone else down.
 //
 // The queue holds pointers (one Frame is shared by every client of the room)
-// so that an idle client costs a few hundred bytes; with OnWake, no goroutine
-// needs to wait on it either.
+// and grows only while frames wait, so that an idle client costs its
+// struct and nothing more; with OnWake, no goroutine needs to wait on it
+// either. A Client is the ws.Outbox of its socket.
 type Client struct {
-	frames chan *Frame
-	done   chan struct{}
-	once   sync.Once
-	reason atomic.Value // string
+	member string
+	token  string // the member's secret, for catching the room up
 	wake   func()
+	max    int
+
+	mu     sync.Mutex
+	queue  []*ws.Frame // frames to write, oldest first, from head
+	head   int
+	kicked atomic.Bool
+	reason string // why it was kicked, under mu
 }
 
-// NewClient returns a client with room for queueSize pending frames.
-func NewClient(queueSize int) *Client {
-	return &Client{frames: make(chan *Frame, queueSize), done: make(chan struct{})}
+// NewClient returns a client of the room member with the given public
+// marker and secret token, with room for queueSize pending frames.
+func NewClient(member, token string, queueSize int) *Client {
+	return &Client{member: member, token: token, max: queueSize}
 }
+
+// Member is the public marker of the member the client belongs to.
+func (c *Client) Member() string { return c.member }
 
 // OnWake sets a function called after each frame is queued and when the
 // client is kicked, so that a writer can be started on demand instead of
@@ -54,46 +71,114 @@ func NewClient(queueSize int) *Client {
 // block.
 func (c *Client) OnWake(wake func()) { c.wake = wake }
 
-// Frames yields the frames to write, in order.
-func (c *Client) Frames() <-chan *Frame { return c.frames }
+// Next takes the oldest queued frame.
+func (c *Client) Next() (*ws.Frame, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.head == len(c.queue) {
+		return nil, false
+	}
+	f := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	if c.head == len(c.queue) {
+		// Empty again: start over, and let a grown queue go.
+		c.head, c.queue = 0, c.queue[:0]
+		if cap(c.queue) > 8 {
+			c.queue = nil
+		}
+	}
+	return f, true
+}
 
-// Done is closed when the client must be disconnected; Reason says why.
-func (c *Client) Done() <-chan struct{} { return c.done }
+// Queued is how many frames wait.
+func (c *Client) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) - c.head
+}
 
-// Reason is why Done was closed.
+// Kicked reports whether the client must be disconnected; Reason says why.
+func (c *Client) Kicked() bool { return c.kicked.Load() }
+
+// Reason is why the client was kicked.
 func (c *Client) Reason() string {
-	r, _ := c.reason.Load().(string)
-	return r
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// CloseStatus is the close code and reason for the socket once kicked.
+func (c *Client) CloseStatus() (ws.StatusCode, string) {
+	r := c.Reason()
+	if code, ok := closeCodes[r]; ok {
+		return code, r
+	}
+	return ws.StatusNormal, r
+}
+
+// Send queues a frame for this client alone (an answer to what it sent);
+// a client too far behind to take it is kicked as slow.
+func (c *Client) Send(data []byte) bool {
+	if c.offer(&ws.Frame{Data: data}) {
+		return true
+	}
+	c.Kick(ReasonSlow)
+	return false
 }
 
 // Kick asks the client's writer to disconnect it; only the first reason is kept.
 func (c *Client) Kick(reason string) {
-	c.once.Do(func() {
-		c.reason.Store(reason)
-		close(c.done)
-		if c.wake != nil {
-			c.wake()
-		}
-	})
-}
-
-func (c *Client) offer(f *Frame) bool {
-	select {
-	case c.frames <- f:
-		if c.wake != nil {
-			c.wake()
-		}
-		return true
-	default:
-		return false
+	c.mu.Lock()
+	first := !c.kicked.Load()
+	if first {
+		c.reason = reason
+		c.kicked.Store(true)
+	}
+	c.mu.Unlock()
+	if first && c.wake != nil {
+		c.wake()
 	}
 }
 
+func (c *Client) offer(f *ws.Frame) bool {
+	c.mu.Lock()
+	if len(c.queue)-c.head >= c.max {
+		c.mu.Unlock()
+		return false
+	}
+	if c.head > 0 && len(c.queue) == cap(c.queue) {
+		// Slide the waiting frames to the front rather than grow.
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue, c.head = c.queue[:n], 0
+	}
+	c.queue = append(c.queue, f)
+	c.mu.Unlock()
+	if c.wake != nil {
+		c.wake()
+	}
+	return true
+}
+
 type room struct {
-	clients map[*Client]struct{}
-	ready   chan struct{} // closed once the subscription is settled
+	clients []*Client      // a few at most (MaxClientsPerRoom): a slice is smaller than a map
+	ready   sync.WaitGroup // done once the subscription is settled
 	err     error
 	unsub   func()
+	end     *time.Timer // ends the room's sockets at its deadline
+	// deadline and seqs (what was relayed, from the newest message when the
+	// room's first socket came) say where a catch-up starts; from is
+	// seqs.through() as it was when events stopped arriving (-1: they did not).
+	deadline time.Time
+	seqs     relayed
+	from     atomic.Int64
+}
+
+// State is what the gateway knows of a room when a socket joins it.
+type State struct {
+	Deadline time.Time // zero: none known
+	LastSeq  int64     // the newest message's seq
 }
 
 // Stats are the hub's counters, read by metrics.
@@ -123,20 +208,37 @@ func NewHub(sub Subscriber) *Hub {
 	return &Hub{sub: sub, rooms: make(map[string]*room)}
 }
 
+// DeadlineGrace is how long after a room's deadline its sockets are closed
+// by the gateway itself, in case the room's chat.destroy never arrives.
+const DeadlineGrace = 2 * time.Second
+
+// expiredFrame is what the gateway sends when it ends a room at its deadline.
+var expiredFrame = contract.DestroyEvent(contract.ReasonExpired)
+
 // Join adds c to the room, subscribing to the room's feed if c is the first
-// local client. When Join returns nil, c receives every later event.
-func (h *Hub) Join(roomID string, c *Client) error {
+// local client. When Join returns nil, c receives every later event. The
+// room's clients are sent chat.destroy and closed DeadlineGrace after
+// deadline (when not zero) even if the room's own chat.destroy is lost.
+func (h *Hub) Join(roomID string, c *Client, st State) error {
 	h.mu.Lock()
 	r, ok := h.rooms[roomID]
 	if !ok {
-		r = &room{clients: make(map[*Client]struct{}), ready: make(chan struct{})}
+		r = &room{clients: make([]*Client, 0, 2), deadline: st.Deadline}
+		r.ready.Add(1)
+		r.from.Store(-1)
+		r.seqs.skipTo(st.LastSeq)
 		h.rooms[roomID] = r
+		if !st.Deadline.IsZero() {
+			r.end = time.AfterFunc(time.Until(st.Deadline)+DeadlineGrace, func() {
+				h.Deliver(roomID, expiredFrame, true)
+			})
+		}
 	}
 	if len(r.clients) >= MaxClientsPerRoom {
 		h.mu.Unlock()
 		return ErrCrowded
 	}
-	r.clients[c] = struct{}{}
+	r.clients = append(r.clients, c)
 	h.mu.Unlock()
 	h.conns.Add(1)
 
@@ -147,12 +249,13 @@ func (h *Hub) Join(roomID string, c *Client) error {
 			h.mu.Lock()
 			if h.rooms[roomID] == r {
 				delete(h.rooms, roomID)
+				r.stop()
 			}
 			h.mu.Unlock()
 		}
-		close(r.ready)
+		r.ready.Done()
 	}
-	<-r.ready
+	r.ready.Wait()
 	if r.err != nil {
 		h.conns.Add(-1)
 		return r.err
@@ -168,36 +271,76 @@ func (h *Hub) Leave(roomID string, c *Client) {
 		h.mu.Unlock()
 		return
 	}
-	if _, in := r.clients[c]; !in {
+	i := slices.Index(r.clients, c)
+	if i < 0 {
 		h.mu.Unlock()
 		return
 	}
-	delete(r.clients, c)
+	r.clients = slices.Delete(r.clients, i, i+1)
 	h.conns.Add(-1)
 	empty := len(r.clients) == 0
 	if empty {
 		delete(h.rooms, roomID)
+		r.stop()
 	}
 	h.mu.Unlock()
 	if empty {
-		<-r.ready
+		r.ready.Wait()
 		if r.unsub != nil {
 			r.unsub()
 		}
 	}
 }
 
+func (r *room) stop() {
+	if r.end != nil {
+		r.end.Stop()
+	}
+}
+
 // Deliver queues an event of the room for each of its local clients,
 // kicking any whose queue is full.
 func (h *Hub) Deliver(roomID string, data []byte, last bool) {
-	f := &Frame{Data: data, Last: last}
+	h.deliver(roomID, &ws.Frame{Data: data, Last: last}, "", "")
+}
+
+// Outage marks where each room stood when events stopped reaching this
+// gateway (its NATS connection dropped): the next Resync starts there.
+func (h *Hub) Outage() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, r := range h.rooms {
+		r.from.CompareAndSwap(-1, r.seqs.through())
+	}
+}
+
+// DeliverExcept queues a signal of one member (typing, a read receipt, its
+// presence) for the room's clients that belong to another member.
+func (h *Hub) DeliverExcept(roomID string, data []byte, member string) {
+	h.deliver(roomID, &ws.Frame{Data: data}, member, "")
+}
+
+// DeliverTo queues a frame for the room's clients of one member.
+func (h *Hub) DeliverTo(roomID string, data []byte, member string) {
+	h.deliver(roomID, &ws.Frame{Data: data}, "", member)
+}
+
+// deliver queues f for the room's clients, skipping except's and, when
+// only is set, everyone else's.
+func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	r, ok := h.rooms[roomID]
 	if !ok {
 		return
 	}
-	for c := range r.clients {
+	if seq, ok := contract.SeqOf(f.Data); ok {
+		r.seqs.add(seq)
+	}
+	for _, c := range r.clients {
+		if except != "" && c.member == except || only != "" && c.member != only {
+			continue
+		}
 		if c.offer(f) {
 			h.Stats.Relayed.Add(1)
 		} else {
@@ -222,8 +365,100 @@ func (h *Hub) KickAll(reason string) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	for _, r := range h.rooms {
-		for c := range r.clients {
+		for _, c := range r.clients {
 			c.Kick(reason)
 		}
+	}
+}
+
+// History is where a room's stored messages can be read back.
+type History interface {
+	List(ctx context.Context, roomID, token string, after int64) (contract.ListReply, error)
+}
+
+// resyncWorkers rooms are caught up at once.
+const resyncWorkers = 16
+
+// Resync catches every room's clients up with what they may have missed
+// while events could not reach this gateway (NATS was away, or Redis lost
+// its data): the messages after the newest one relayed before the Outage
+// (or now, without one), and the room's end when it is gone. A message
+// that also arrived live meanwhile reaches clients twice; they tell
+// repeats by id and seq. A room that cannot be read now keeps its mark
+// for the next resync, and counts in failed.
+func (h *Hub) Resync(ctx context.Context, hist History) (caughtUp, ended, failed int) {
+	type job struct {
+		id    string
+		r     *room
+		token string
+	}
+	var jobs []job
+	h.mu.RLock()
+	for id, r := range h.rooms {
+		for _, c := range r.clients {
+			jobs = append(jobs, job{id, r, c.token})
+			break
+		}
+	}
+	h.mu.RUnlock()
+	var mu sync.Mutex
+	work := make(chan job)
+	var wg sync.WaitGroup
+	for range min(resyncWorkers, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				n, gone, err := h.resyncRoom(ctx, hist, j.id, j.r, j.token)
+				mu.Lock()
+				caughtUp += n
+				if gone {
+					ended++
+				}
+				if err != nil {
+					failed++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	return caughtUp, ended, failed
+}
+
+func (h *Hub) resyncRoom(ctx context.Context, hist History, id string, r *room, token string) (delivered int, gone bool, err error) {
+	// After an outage, from the unbroken run as it stood then: what was on
+	// its way was lost. Without one, from the newest: what is on its way
+	// still comes through the feed.
+	after := r.from.Load()
+	if after < 0 {
+		after = r.seqs.newest()
+	}
+	for {
+		page, err := hist.List(ctx, id, token, after)
+		if ce := (*contract.Error)(nil); errors.As(err, &ce) && (ce.Code == contract.CodeUnauthorized || ce.Code == contract.CodeNotFound) {
+			reason := contract.ReasonDestroyed
+			if !r.deadline.IsZero() && !time.Now().Before(r.deadline) {
+				reason = contract.ReasonExpired
+			}
+			h.Deliver(id, contract.DestroyEvent(reason), true)
+			return delivered, true, nil
+		}
+		if err != nil {
+			return delivered, false, err
+		}
+		for _, m := range page.Messages {
+			h.Deliver(id, contract.MessageEvent(m), false)
+			delivered++
+		}
+		if !page.More || len(page.Messages) == 0 {
+			r.from.Store(-1)
+			return delivered, false, nil
+		}
+		after = page.Messages[len(page.Messages)-1].Seq
 	}
 }

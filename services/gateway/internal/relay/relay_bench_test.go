@@ -22,8 +22,8 @@ func benchHub(b *testing.B, rooms int) (*Hub, []string, [][2]*Client) {
 	for i := range rooms {
 		ids[i] = fmt.Sprintf("room-%021d", i)
 		for k := range 2 {
-			c := NewClient(64)
-			if err := h.Join(ids[i], c); err != nil {
+			c := NewClient("m", "tok", 64)
+			if err := h.Join(ids[i], c, State{}); err != nil {
 				b.Fatal(err)
 			}
 			clients[i][k] = c
@@ -46,7 +46,7 @@ func BenchmarkDeliver(b *testing.B) {
 				r := i % rooms
 				h.Deliver(ids[r], benchEvent, false)
 				for _, c := range clients[r] {
-					<-c.Frames()
+					c.Next()
 				}
 				i++
 			}

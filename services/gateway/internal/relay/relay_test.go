@@ -1,10 +1,16 @@
 package relay
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
+	"time"
+
+	"wisp/contract"
+	"wisp/services/gateway/internal/ws"
 )
 
 type fakeSub struct {
@@ -33,11 +39,11 @@ func newFake() *fakeSub { return &fakeSub{subs: map[string]int{}, unsubs: map[st
 func TestOneFeedPerRoomWhileClientsRemain(t *testing.T) {
 	sub := newFake()
 	h := NewHub(sub)
-	a, b := NewClient(4), NewClient(4)
+	a, b := NewClient("m", "tok", 4), NewClient("m", "tok", 4)
 	var wg sync.WaitGroup
 	for _, c := range []*Client{a, b} {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = h.Join("room1", c) }()
+		go func() { defer wg.Done(); _ = h.Join("room1", c, State{}) }()
 	}
 	wg.Wait()
 	if sub.subs["room1"] != 1 || h.Rooms() != 1 || h.Connections() != 2 {
@@ -56,43 +62,41 @@ func TestOneFeedPerRoomWhileClientsRemain(t *testing.T) {
 
 func TestDeliverReachesOnlyTheRoomsClients(t *testing.T) {
 	h := NewHub(newFake())
-	a, b, other := NewClient(4), NewClient(4), NewClient(4)
-	_ = h.Join("r", a)
-	_ = h.Join("r", b)
-	_ = h.Join("s", other)
+	a, b, other := NewClient("m", "tok", 4), NewClient("m", "tok", 4), NewClient("m", "tok", 4)
+	_ = h.Join("r", a, State{})
+	_ = h.Join("r", b, State{})
+	_ = h.Join("s", other, State{})
 	h.Deliver("r", []byte("m1"), false)
 	h.Deliver("r", []byte("bye"), true)
 	for _, c := range []*Client{a, b} {
-		if f := <-c.Frames(); string(f.Data) != "m1" || f.Last {
+		if f := next(t, c); string(f.Data) != "m1" || f.Last {
 			t.Fatalf("first frame %+v", f)
 		}
-		if f := <-c.Frames(); string(f.Data) != "bye" || !f.Last {
+		if f := next(t, c); string(f.Data) != "bye" || !f.Last {
 			t.Fatalf("last frame %+v", f)
 		}
 	}
-	if len(other.Frames()) != 0 {
+	if other.Queued() != 0 {
 		t.Fatal("another room's client got the event")
 	}
 }
 
 func TestSlowClientIsKickedOthersKeepReceiving(t *testing.T) {
 	h := NewHub(newFake())
-	slow, fast := NewClient(2), NewClient(100)
-	_ = h.Join("r", slow)
-	_ = h.Join("r", fast)
+	slow, fast := NewClient("m", "tok", 2), NewClient("m", "tok", 100)
+	_ = h.Join("r", slow, State{})
+	_ = h.Join("r", fast, State{})
 	for range 5 {
 		h.Deliver("r", []byte("x"), false)
 	}
-	select {
-	case <-slow.Done():
-		if slow.Reason() != ReasonSlow {
-			t.Fatalf("reason %q", slow.Reason())
-		}
-	default:
+	if !slow.Kicked() {
 		t.Fatal("slow client not kicked")
 	}
-	if len(fast.Frames()) != 5 {
-		t.Fatalf("fast client got %d of 5", len(fast.Frames()))
+	if slow.Reason() != ReasonSlow {
+		t.Fatalf("reason %q", slow.Reason())
+	}
+	if fast.Queued() != 5 {
+		t.Fatalf("fast client got %d of 5", fast.Queued())
 	}
 	if h.Stats.Dropped.Load() == 0 {
 		t.Fatal("drop not counted")
@@ -103,41 +107,285 @@ func TestFailedSubscribeFailsJoin(t *testing.T) {
 	sub := newFake()
 	sub.fail = errors.New("nats down")
 	h := NewHub(sub)
-	if err := h.Join("r", NewClient(1)); err == nil {
+	if err := h.Join("r", NewClient("m", "tok", 1), State{}); err == nil {
 		t.Fatal("join succeeded without a feed")
 	}
 	if h.Rooms() != 0 || h.Connections() != 0 {
 		t.Fatal("failed join left state behind")
 	}
 	sub.fail = nil
-	if err := h.Join("r", NewClient(1)); err != nil {
+	if err := h.Join("r", NewClient("m", "tok", 1), State{}); err != nil {
 		t.Fatalf("join after recovery: %v", err)
 	}
 }
 
-func TestKickAll(t *testing.T) {
+func TestKickAllClosesEveryClientGoingAway(t *testing.T) {
 	h := NewHub(newFake())
-	var n atomic.Int32
-	for range 3 {
-		c := NewClient(1)
-		_ = h.Join("r", c)
-		go func() { <-c.Done(); n.Add(1) }()
-		defer func() { <-c.Done() }()
+	var clients []*Client
+	for i := range 3 {
+		c := NewClient("m", "tok", 1)
+		_ = h.Join(fmt.Sprint("r", i%2), c, State{})
+		clients = append(clients, c)
 	}
 	h.KickAll(ReasonGoingAway)
+	for i, c := range clients {
+		if !c.Kicked() {
+			t.Fatalf("client %d not kicked", i)
+		}
+		if code, _ := c.CloseStatus(); code != ws.StatusGoingAway {
+			t.Fatalf("client %d closes with %d, want 1001", i, code)
+		}
+	}
+}
+
+func TestDeliverExceptSkipsTheSendersSockets(t *testing.T) {
+	h := NewHub(newFake())
+	aliceTab1, aliceTab2, bob := NewClient("alice", "tok", 4), NewClient("alice", "tok", 4), NewClient("bob", "tok", 4)
+	for _, c := range []*Client{aliceTab1, aliceTab2, bob} {
+		_ = h.Join("r", c, State{})
+	}
+	h.DeliverExcept("r", []byte("typing"), "alice")
+	if aliceTab1.Queued()+aliceTab2.Queued() != 0 {
+		t.Fatal("alice got her own signal")
+	}
+	if f := next(t, bob); string(f.Data) != "typing" || f.Last {
+		t.Fatalf("bob got %+v", f)
+	}
+}
+
+// TestRoomEndsAtItsDeadline: with no chat.destroy at all, the room's
+// clients get an expired chat.destroy as their last frame once the
+// deadline (plus the grace) has passed; a room left before then does not.
+func TestRoomEndsAtItsDeadline(t *testing.T) {
+	h := NewHub(newFake())
+	a := NewClient("alice", "tok", 4)
+	_ = h.Join("r", a, State{Deadline: time.Now().Add(200 * time.Millisecond)})
+	left := NewClient("bob", "tok", 4)
+	_ = h.Join("s", left, State{Deadline: time.Now().Add(100 * time.Millisecond)})
+	h.Leave("s", left)
+	deadline := time.Now().Add(DeadlineGrace + 2*time.Second)
+	for a.Queued() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	f, ok := a.Next()
+	if !ok {
+		t.Fatal("no chat.destroy at the deadline")
+	}
+	if !f.Last || !strings.Contains(string(f.Data), `"reason":"expired"`) {
+		t.Fatalf("frame %s last=%v", f.Data, f.Last)
+	}
+	if left.Queued() != 0 {
+		t.Fatal("a client that left was sent the room's end")
+	}
+}
+
+func TestSendToOneClientKicksItWhenFull(t *testing.T) {
+	c := NewClient("m", "tok", 1)
+	if !c.Send([]byte("ack")) {
+		t.Fatal("first send refused")
+	}
+	if c.Send([]byte("ack2")) {
+		t.Fatal("send beyond the queue accepted")
+	}
+	if code, reason := c.CloseStatus(); code != ws.StatusTryLater || reason != ReasonSlow {
+		t.Fatalf("close %d %q", code, reason)
+	}
 }
 
 func TestRoomSocketCap(t *testing.T) {
 	h := NewHub(newFake())
 	for range MaxClientsPerRoom {
-		if err := h.Join("r", NewClient(1)); err != nil {
+		if err := h.Join("r", NewClient("m", "tok", 1), State{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := h.Join("r", NewClient(1)); !errors.Is(err, ErrCrowded) {
+	if err := h.Join("r", NewClient("m", "tok", 1), State{}); !errors.Is(err, ErrCrowded) {
 		t.Fatalf("join beyond the cap: %v", err)
 	}
 	if h.Connections() != MaxClientsPerRoom {
 		t.Fatalf("connections %d", h.Connections())
+	}
+}
+
+// fakeHistory is a room's stored messages, or a room that is gone.
+type fakeHistory struct {
+	msgs  []contract.Message
+	gone  bool
+	page  int
+	calls []int64
+}
+
+func (f *fakeHistory) List(_ context.Context, _, _ string, after int64) (contract.ListReply, error) {
+	f.calls = append(f.calls, after)
+	if f.gone {
+		return contract.ListReply{}, &contract.Error{Code: contract.CodeUnauthorized}
+	}
+	var out contract.ListReply
+	for _, m := range f.msgs {
+		if m.Seq > after {
+			if len(out.Messages) == f.page {
+				out.More = true
+				break
+			}
+			out.Messages = append(out.Messages, m)
+		}
+	}
+	return out, nil
+}
+
+type roomsHistory map[string]*fakeHistory
+
+func (r roomsHistory) List(ctx context.Context, roomID, token string, after int64) (contract.ListReply, error) {
+	return r[roomID].List(ctx, roomID, token, after)
+}
+
+func seqs(c *Client) []int64 {
+	var out []int64
+	for f, ok := c.Next(); ok; f, ok = c.Next() {
+		if s, ok := contract.SeqOf(f.Data); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestResyncDeliversWhatTheOutageLost: the messages stored after the last
+// one relayed before an outage reach the room's clients, page by page; a
+// room that is gone ends with chat.destroy.
+func TestResyncDeliversWhatTheOutageLost(t *testing.T) {
+	h := NewHub(newFake())
+	a := NewClient("alice", "tok-a", 64)
+	_ = h.Join("r", a, State{LastSeq: 2})
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m3", Seq: 3}), false)
+	h.Outage()
+	// 4 and 5 were published while NATS was away; 6 arrived live after it came back.
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m6", Seq: 6}), false)
+	hist := &fakeHistory{page: 2}
+	for seq := int64(1); seq <= 6; seq++ {
+		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	gone := NewClient("bob", "tok-b", 8)
+	_ = h.Join("s", gone, State{})
+	n, ended, _ := h.Resync(context.Background(), roomsHistory{"r": hist, "s": &fakeHistory{gone: true}})
+	if got := seqs(a); fmt.Sprint(got) != "[3 6 4 5 6]" || n != 3 {
+		t.Fatalf("alice got seqs %v (%d caught up), want 3 6 then 4 5 6", got, n)
+	}
+	if hist.calls[0] != 3 {
+		t.Fatalf("catch-up started after %d, want 3 (the newest before the outage)", hist.calls[0])
+	}
+	if f := next(t, gone); ended != 1 || !f.Last || !strings.Contains(string(f.Data), contract.EventDestroy) {
+		t.Fatalf("gone room: %s last=%v ended=%d", f.Data, f.Last, ended)
+	}
+	h.Leave("s", gone) // its socket closes after chat.destroy
+	// Without a new outage, the next resync starts from the newest relayed.
+	hist.calls = nil
+	h.Resync(context.Background(), roomsHistory{"r": hist})
+	if hist.calls[0] != 6 || len(seqs(a)) != 0 {
+		t.Fatalf("second resync asked after %v", hist.calls)
+	}
+}
+
+// TestCatchUpFetchesAMessageOvertakenBeforeTheOutage: two publishers'
+// events may overtake each other; when NATS drops with message 3 on its way
+// and 4 already relayed, the catch-up starts after 2, so 3 is not lost.
+func TestCatchUpFetchesAMessageOvertakenBeforeTheOutage(t *testing.T) {
+	h := NewHub(newFake())
+	a := NewClient("alice", "tok-a", 64)
+	_ = h.Join("r", a, State{LastSeq: 2})
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m4", Seq: 4}), false)
+	h.Outage()
+	hist := &fakeHistory{page: 10}
+	for seq := int64(1); seq <= 4; seq++ {
+		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	h.Resync(context.Background(), roomsHistory{"r": hist})
+	if hist.calls[0] != 2 {
+		t.Fatalf("catch-up started after %d, want 2 (the last of an unbroken run)", hist.calls[0])
+	}
+	if got := seqs(a); fmt.Sprint(got) != "[4 3 4]" {
+		t.Fatalf("alice got seqs %v, want 4 then 3 4", got)
+	}
+}
+
+// TestResyncWithoutOutageSendsNothingAgain: a resync with events never
+// interrupted starts after the newest message relayed: one overtaken and
+// still on its way arrives through the feed, and nothing comes twice.
+func TestResyncWithoutOutageSendsNothingAgain(t *testing.T) {
+	h := NewHub(newFake())
+	a := NewClient("alice", "tok-a", 64)
+	_ = h.Join("r", a, State{LastSeq: 2})
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m4", Seq: 4}), false)
+	hist := &fakeHistory{page: 10}
+	for seq := int64(1); seq <= 4; seq++ {
+		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	h.Resync(context.Background(), roomsHistory{"r": hist})
+	if hist.calls[0] != 4 {
+		t.Fatalf("resync started after %d, want 4 (the newest relayed)", hist.calls[0])
+	}
+	if got := seqs(a); fmt.Sprint(got) != "[4]" {
+		t.Fatalf("alice got seqs %v, want only 4", got)
+	}
+}
+
+func TestRelayedMarksAnUnbrokenRun(t *testing.T) {
+	var s relayed
+	s.skipTo(5)
+	for _, seq := range []int64{3, 7, 9, 6} {
+		s.add(seq)
+	}
+	if got := s.through(); got != 7 || s.newest() != 9 {
+		t.Fatalf("through = %d after 1-5, 3, 7, 9, 6; want 7 (8 missing)", got)
+	}
+	s.add(8)
+	if got := s.through(); got != 9 {
+		t.Fatalf("through = %d once 8 came, want 9", got)
+	}
+	// A seq that never comes holds the mark only while maxAhead later ones wait.
+	for seq := int64(11); seq <= 11+maxAhead; seq++ {
+		s.add(seq)
+	}
+	if got := s.through(); got != 11+maxAhead {
+		t.Fatalf("through = %d with 10 missing and %d later ones; want %d", got, maxAhead+1, 11+maxAhead)
+	}
+}
+
+// next takes a client's oldest queued frame, failing when there is none.
+func next(t *testing.T, c *Client) *ws.Frame {
+	t.Helper()
+	f, ok := c.Next()
+	if !ok {
+		t.Fatal("no frame queued")
+	}
+	return f
+}
+
+// TestQueueGrowsOnlyWhileFramesWait: an idle client holds no queue; frames
+// come out in order across the queue's reuse; the bound kicks.
+func TestQueueGrowsOnlyWhileFramesWait(t *testing.T) {
+	c := NewClient("m", "tok", 64)
+	for round := range 3 {
+		for i := range 40 {
+			if !c.offer(&ws.Frame{Data: []byte{byte(round), byte(i)}}) {
+				t.Fatal("refused within the bound")
+			}
+			if i%3 == 2 { // take some while others come
+				next(t, c)
+			}
+		}
+		got := 0
+		for f, ok := c.Next(); ok; f, ok = c.Next() {
+			got++
+			_ = f
+		}
+		if got != 40-13 || c.queue != nil {
+			t.Fatalf("round %d: %d left to take, queue kept %d", round, got, cap(c.queue))
+		}
+	}
+	for range 64 {
+		c.offer(&ws.Frame{})
+	}
+	if c.offer(&ws.Frame{}) {
+		t.Fatal("a frame beyond the bound was queued")
 	}
 }

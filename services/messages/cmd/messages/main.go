@@ -51,6 +51,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		if err != nil {
 			return nil, err
 		}
+		d.Guard.Add(srv) // out of the queue group while Redis is away
 		return srv.Stop, nil
 	})
 }

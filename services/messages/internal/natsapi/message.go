@@ -23,12 +23,11 @@ func Serve(nc *nats.Conn, svc *message.Service, log *slog.Logger, reg prometheus
 	}
 	err = errors.Join(
 		natsrpc.Handle(srv, "send", contract.SubjectMessageSend, func(ctx context.Context, req contract.SendRequest) (contract.SendReply, error) {
-			m, err := svc.Send(ctx, req.RoomID, req.Token, req.Sender, req.Text)
+			m, err := svc.Send(ctx, req)
 			return contract.SendReply{Message: m}, err
 		}),
 		natsrpc.Handle(srv, "list", contract.SubjectMessageList, func(ctx context.Context, req contract.ListRequest) (contract.ListReply, error) {
-			msgs, err := svc.List(ctx, req.RoomID, req.Token, req.After)
-			return contract.ListReply{Messages: msgs, More: len(msgs) == message.PageSize}, err
+			return svc.Page(ctx, req.RoomID, req.Token, req.After)
 		}),
 	)
 	if err != nil {

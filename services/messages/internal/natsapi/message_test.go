@@ -89,3 +89,68 @@ func TestEndpointsOverNATSWithTwoReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriedSendOverNATS: a send retried with its clientId is answered
+// with the message stored first and announced again; a malformed clientId
+// is a 400 that stores nothing.
+func TestRetriedSendOverNATS(t *testing.T) {
+	r := testkit.StartRedis(t)
+	ns := testkit.StartNATS(t)
+	testkit.SeedRoom(t, r.Client(t), roomID, time.Now().Add(time.Minute), "tok-a", "tok-b")
+	nc := testkit.Connect(t, ns)
+	svc := message.NewService(redisstore.NewMessages(r.Client(t)), natsapi.NewPublisher(nc), 1000)
+	if _, err := natsapi.Serve(nc, svc, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	client := testkit.Connect(t, ns)
+	events, _ := client.SubscribeSync(contract.MessageSubject(roomID))
+
+	send := func(text, clientID string) (contract.SendReply, *contract.Error) {
+		return testkit.Call[contract.SendReply](t, client, contract.SubjectMessageSend,
+			contract.SendRequest{RoomID: roomID, Token: "tok-a", Sender: "s", Text: text, ClientID: clientID})
+	}
+	announced := func() contract.Message {
+		t.Helper()
+		ev, err := events.NextMsg(2 * time.Second)
+		if err != nil {
+			t.Fatalf("chat.message: %v", err)
+		}
+		var frame struct {
+			Event string           `json:"event"`
+			Data  contract.Message `json:"data"`
+		}
+		if err := json.Unmarshal(ev.Data, &frame); err != nil || frame.Event != contract.EventMessage {
+			t.Fatalf("event %s", ev.Data)
+		}
+		return frame.Data
+	}
+
+	first, e := send("hello", "Zx9_-q")
+	if e != nil || first.Message.Seq != 1 || first.Message.Text != "hello" || first.Message.Token == "" {
+		t.Fatalf("first send: %+v %v", first, e)
+	}
+	if ev := announced(); ev.ID != first.Message.ID {
+		t.Fatalf("announced %+v", ev)
+	}
+	retry, e := send("hello, edited", "Zx9_-q")
+	if e != nil || retry != first {
+		t.Fatalf("retry: %+v %v; want the first reply %+v", retry, e, first)
+	}
+	if ev := announced(); ev.ID != first.Message.ID || ev.Seq != 1 || ev.Text != "hello" || ev.Token != "" {
+		t.Fatalf("retry announced %+v, want the first message again, tokenless", ev)
+	}
+
+	for _, bad := range []string{"has space", "a:b", strings.Repeat("x", message.MaxClientID+1)} {
+		if _, e := send("x", bad); e == nil || e.Code != contract.CodeBadRequest || !strings.Contains(e.Description, "clientId") {
+			t.Fatalf("clientId %q: %v, want 400 naming clientId", bad, e)
+		}
+	}
+	list, e := testkit.Call[contract.ListReply](t, client, contract.SubjectMessageList, contract.ListRequest{RoomID: roomID, Token: "tok-b"})
+	if e != nil || len(list.Messages) != 1 {
+		t.Fatalf("list: %+v %v; want only the first message", list, e)
+	}
+	if extra, err := events.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("a refused send was announced: %s", extra.Data)
+	}
+}

@@ -1,5 +1,6 @@
 // Package redisstore keeps messages in Redis with the key layout of
-// wisp/contract; append and list are one Lua script each.
+// wisp/contract; append (idempotent by clientId) and list are one Lua
+// script each.
 package redisstore
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wisp/contract"
+	"wisp/platform/redisbatch"
 	"wisp/services/messages/internal/message"
 )
 
@@ -29,12 +31,12 @@ var (
 // Messages implements message.Store.
 type Messages struct {
 	rdb     redis.UniversalClient
-	appends pipeliner
+	appends *redisbatch.Batcher
 }
 
 // NewMessages returns a store on rdb.
 func NewMessages(rdb redis.UniversalClient) *Messages {
-	return &Messages{rdb: rdb, appends: pipeliner{rdb: rdb}}
+	return &Messages{rdb: rdb, appends: redisbatch.New(rdb)}
 }
 
 var _ message.Store = (*Messages)(nil)
@@ -44,6 +46,7 @@ type body struct {
 	ID        string `json:"id"`
 	Sender    string `json:"sender"`
 	Text      string `json:"text"`
+	Envelope  string `json:"envelope,omitempty"`
 	Timestamp int64  `json:"timestamp"`
 	RoomID    string `json:"roomId"`
 }
@@ -56,24 +59,38 @@ type entry struct {
 }
 
 // Append runs the append script. Appends that arrive while others are in
-// flight go to Redis together, in one pipeline (see pipeliner).
+// flight go to Redis together, in one pipeline (see redisbatch).
 func (s *Messages) Append(ctx context.Context, d message.Draft, tokenHash string, limit int) (message.Stored, error) {
-	raw, err := json.Marshal(body{ID: d.ID, Sender: d.Sender, Text: d.Text, Timestamp: d.Timestamp.UnixMilli(), RoomID: d.RoomID})
+	raw, err := json.Marshal(body{ID: d.ID, Sender: d.Sender, Text: d.Text, Envelope: d.Envelope,
+		Timestamp: d.Timestamp.UnixMilli(), RoomID: d.RoomID})
 	if err != nil {
 		return message.Stored{}, err
 	}
-	res, err := s.appends.run(ctx, appendScript,
-		[]string{contract.RoomKey(d.RoomID), contract.MembersKey(d.RoomID), contract.MessagesKey(d.RoomID)},
-		tokenHash, raw[1:], limit)
+	sealed := ""
+	if d.Envelope != "" {
+		sealed = "1"
+	}
+	res, err := s.appends.Run(ctx, appendScript,
+		[]string{contract.RoomKey(d.RoomID), contract.MembersKey(d.RoomID), contract.MessagesKey(d.RoomID), contract.ClientsKey(d.RoomID)},
+		tokenHash, raw[1:], limit, d.ClientID, sealed).Slice()
 	if err != nil {
 		return message.Stored{}, classify(err)
 	}
-	if len(res) != 2 {
-		return message.Stored{}, fmt.Errorf("append: unexpected reply %v", res)
+	switch len(res) {
+	case 2:
+		seq, _ := res[0].(int64)
+		marker, _ := res[1].(string)
+		return message.Stored{Draft: d, Seq: seq, Author: marker}, nil
+	case 3:
+		// A retry: the message as the first send stored it.
+		first, _ := res[2].(string)
+		st, err := decodeEntry(first)
+		if err != nil {
+			return message.Stored{}, fmt.Errorf("append: %w", err)
+		}
+		return st, nil
 	}
-	seq, _ := res[0].(int64)
-	marker, _ := res[1].(string)
-	return message.Stored{Draft: d, Seq: seq, Author: marker}, nil
+	return message.Stored{}, fmt.Errorf("append: unexpected reply %v", res)
 }
 
 // List runs the list script.
@@ -88,14 +105,23 @@ func (s *Messages) List(ctx context.Context, roomID, tokenHash string, after int
 	}
 	out := make([]message.Stored, 0, len(res)-1)
 	for _, raw := range res[1:] {
-		var e entry
-		if err := json.Unmarshal([]byte(raw), &e); err != nil {
-			return nil, "", fmt.Errorf("list: bad entry: %w", err)
+		st, err := decodeEntry(raw)
+		if err != nil {
+			return nil, "", fmt.Errorf("list: %w", err)
 		}
-		out = append(out, message.Stored{Seq: e.Seq, Author: e.Author, Draft: message.Draft{
-			ID: e.ID, RoomID: e.RoomID, Sender: e.Sender, Text: e.Text, Timestamp: time.UnixMilli(e.Timestamp)}})
+		out = append(out, st)
 	}
 	return out, res[0], nil
+}
+
+// decodeEntry reads a list element back into a stored message.
+func decodeEntry(raw string) (message.Stored, error) {
+	var e entry
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		return message.Stored{}, fmt.Errorf("bad entry: %w", err)
+	}
+	return message.Stored{Seq: e.Seq, Author: e.Author, Draft: message.Draft{
+		ID: e.ID, RoomID: e.RoomID, Sender: e.Sender, Text: e.Text, Envelope: e.Envelope, Timestamp: time.UnixMilli(e.Timestamp)}}, nil
 }
 
 // classify turns the scripts' error replies into domain errors.
@@ -108,6 +134,10 @@ func classify(err error) error {
 		return message.ErrUnauthorized
 	case strings.HasPrefix(msg, "LIMIT"):
 		return message.ErrRoomFull
+	case strings.HasPrefix(msg, "SEALED"):
+		return message.ErrSealedOnly
+	case strings.HasPrefix(msg, "PLAIN"):
+		return message.ErrPlainOnly
 	}
 	return err
 }

@@ -67,7 +67,7 @@ func BenchmarkSend(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := svc.Send(ctx, roomID, "tok-alice", "alice", "a chat message of a typical length"); err != nil {
+		if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice", Text: "a chat message of a typical length"}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func TestSendNumbersAndListsOldestFirst(t *testing.T) {
 	svc, _, rec := setup(t, time.Now().Add(time.Minute), 1000)
 	ctx := context.Background()
 	for i, who := range []string{"tok-alice", "tok-bob", "tok-alice"} {
-		m, err := svc.Send(ctx, roomID, who, "name", "msg "+string(rune('a'+i)))
+		m, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: who, Sender: "name", Text: "msg " + string(rune('a'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,14 +83,14 @@ func TestSendNumbersAndListsOldestFirst(t *testing.T) {
 func TestStrangersAndGoneRoomsAreRefused(t *testing.T) {
 	svc, r, _ := setup(t, time.Now().Add(time.Minute), 1000)
 	ctx := context.Background()
-	if _, err := svc.Send(ctx, roomID, "tok-mallory", "m", "hi"); !errors.Is(err, message.ErrUnauthorized) {
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-mallory", Sender: "m", Text: "hi"}); !errors.Is(err, message.ErrUnauthorized) {
 		t.Fatalf("stranger send: %v", err)
 	}
 	if _, err := svc.List(ctx, roomID, "tok-mallory", 0); !errors.Is(err, message.ErrUnauthorized) {
 		t.Fatalf("stranger list: %v", err)
 	}
 	r.Client(t).Del(ctx, contract.RoomKey(roomID))
-	if _, err := svc.Send(ctx, roomID, "tok-alice", "a", "hi"); !errors.Is(err, message.ErrRoomGone) {
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "hi"}); !errors.Is(err, message.ErrRoomGone) {
 		t.Fatalf("send to a gone room: %v, want ErrRoomGone", err)
 	}
 	if n := r.Client(t).Exists(ctx, contract.MessagesKey(roomID)).Val(); n != 0 {
@@ -97,8 +98,9 @@ func TestStrangersAndGoneRoomsAreRefused(t *testing.T) {
 	}
 }
 
-// TestSendAtDeadlineLeavesNoKeyWithoutTTL hammers a room with sends across
-// its deadline: every message key that exists at any moment has a TTL, and
+// TestSendAtDeadlineLeavesNoKeyWithoutTTL hammers a room with sends (each
+// with a clientId) across its deadline: every message or clients key that
+// exists at any moment has a TTL, and
 // nothing is left once the room is gone.
 func TestSendAtDeadlineLeavesNoKeyWithoutTTL(t *testing.T) {
 	deadline := time.Now().Add(300 * time.Millisecond)
@@ -113,7 +115,8 @@ func TestSendAtDeadlineLeavesNoKeyWithoutTTL(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(stop) {
-				_, err := svc.Send(ctx, roomID, "tok-alice", "a", "tick")
+				_, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "tick",
+					ClientID: contract.RandomID(22)})
 				switch {
 				case err == nil:
 					sent.Store(w, true)
@@ -127,8 +130,10 @@ func TestSendAtDeadlineLeavesNoKeyWithoutTTL(t *testing.T) {
 		}()
 	}
 	for time.Now().Before(stop) {
-		if ttl := rdb.PTTL(ctx, contract.MessagesKey(roomID)).Val(); ttl == -1 {
-			t.Fatal("message list exists without a TTL")
+		for _, key := range []string{contract.MessagesKey(roomID), contract.ClientsKey(roomID)} {
+			if ttl := rdb.PTTL(ctx, key).Val(); ttl == -1 {
+				t.Fatalf("%s exists without a TTL", key)
+			}
 		}
 	}
 	wg.Wait()
@@ -150,11 +155,11 @@ func TestRoomMessageLimit(t *testing.T) {
 	svc, _, _ := setup(t, time.Now().Add(time.Minute), 3)
 	ctx := context.Background()
 	for range 3 {
-		if _, err := svc.Send(ctx, roomID, "tok-alice", "a", "x"); err != nil {
+		if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := svc.Send(ctx, roomID, "tok-alice", "a", "x"); !errors.Is(err, message.ErrRoomFull) {
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x"}); !errors.Is(err, message.ErrRoomFull) {
 		t.Fatalf("4th message in a room of 3: %v", err)
 	}
 }
@@ -163,7 +168,7 @@ func TestListPages(t *testing.T) {
 	svc, _, _ := setup(t, time.Now().Add(time.Minute), 1000)
 	ctx := context.Background()
 	for range message.PageSize + 5 {
-		if _, err := svc.Send(ctx, roomID, "tok-alice", "a", "x"); err != nil {
+		if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -179,7 +184,7 @@ func TestTextIsStoredVerbatim(t *testing.T) {
 	ctx := context.Background()
 	texts := []string{`<img src=x onerror=alert(1)>`, `"quoted" \ back\slash`, "emoji 😀 and 中文", `{"seq":99,"author":"x"}`}
 	for _, tx := range texts {
-		if _, err := svc.Send(ctx, roomID, "tok-bob", "b", tx); err != nil {
+		if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-bob", Sender: "b", Text: tx}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -189,4 +194,159 @@ func TestTextIsStoredVerbatim(t *testing.T) {
 			t.Fatalf("message %d = %+v, want text %q", i, got[i], tx)
 		}
 	}
+}
+
+// TestSameClientIDConcurrentlyStoresOnce: 20 sends of one clientId by one
+// member at once store one message; every reply is that message, and each
+// send announces it (clients drop repeats by id).
+func TestSameClientIDConcurrentlyStoresOnce(t *testing.T) {
+	svc, _, rec := setup(t, time.Now().Add(time.Minute), 1000)
+	ctx := context.Background()
+	const n = 20
+	replies := make([]contract.Message, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			m, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a",
+				Text: "try " + string(rune('a'+i)), ClientID: "same-client-id"})
+			if err != nil {
+				t.Errorf("send %d: %v", i, err)
+			}
+			replies[i] = m
+		})
+	}
+	wg.Wait()
+	stored, err := svc.List(ctx, roomID, "tok-alice", 0)
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("list: %d messages (%v), want exactly 1", len(stored), err)
+	}
+	first := stored[0]
+	for i, m := range replies {
+		if m != first {
+			t.Fatalf("reply %d = %+v, want the stored message %+v", i, m, first)
+		}
+	}
+	if len(rec.msgs) != n {
+		t.Fatalf("announced %d times, want once per send (%d)", len(rec.msgs), n)
+	}
+	for _, m := range rec.msgs {
+		if m.ID != first.ID || m.Seq != first.Seq || m.Text != first.Text {
+			t.Fatalf("announced %+v, want the stored message %+v", m, first)
+		}
+	}
+}
+
+// TestRetryReturnsTheFirstSend: a retry whose text (or sender) differs gets
+// the message as first stored, not its own; the other member's use of the
+// same clientId is a message of its own; a retry in a room that has since
+// filled up still gets its message rather than 409.
+func TestRetryReturnsTheFirstSend(t *testing.T) {
+	svc, _, _ := setup(t, time.Now().Add(time.Minute), 2)
+	ctx := context.Background()
+	first, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice", Text: "first", ClientID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice2", Text: "edited", ClientID: "c1"})
+	if err != nil || retry != first {
+		t.Fatalf("retry = %+v, %v; want the first send %+v", retry, err, first)
+	}
+	bob, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-bob", Sender: "bob", Text: "mine", ClientID: "c1"})
+	if err != nil || bob.Seq != 2 || bob.ID == first.ID || bob.Text != "mine" || bob.Token == first.Token {
+		t.Fatalf("other member's send with the same clientId = %+v, %v; want a new message 2", bob, err)
+	}
+	// The room is full now (2 of 2): both retries still answer.
+	if again, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice", Text: "first", ClientID: "c1"}); err != nil || again != first {
+		t.Fatalf("alice's retry in a full room = %+v, %v", again, err)
+	}
+	if again, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-bob", Sender: "bob", Text: "mine", ClientID: "c1"}); err != nil || again != bob {
+		t.Fatalf("bob's retry in a full room = %+v, %v", again, err)
+	}
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice", Text: "new", ClientID: "c2"}); !errors.Is(err, message.ErrRoomFull) {
+		t.Fatalf("a new clientId in a full room: %v, want ErrRoomFull", err)
+	}
+	all, _ := svc.List(ctx, roomID, "tok-bob", 0)
+	if len(all) != 2 || all[0].Text != "first" || all[1].Text != "mine" {
+		t.Fatalf("stored %+v", all)
+	}
+}
+
+// TestClientsKeyEndsWithTheRoom: the clients key expires at the room's
+// deadline exactly, like the message list; sends without a clientId leave
+// no clients key at all.
+func TestClientsKeyEndsWithTheRoom(t *testing.T) {
+	deadline := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+	svc, r, _ := setup(t, deadline, 1000)
+	rdb := r.Client(t)
+	ctx := context.Background()
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, contract.ClientsKey(roomID)).Val(); n != 0 {
+		t.Fatal("a send without clientId wrote a clients key")
+	}
+	if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x", ClientID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{contract.ClientsKey(roomID), contract.MessagesKey(roomID), contract.RoomKey(roomID)} {
+		at, err := rdb.PExpireTime(ctx, key).Result()
+		if err != nil || at != time.Duration(deadline.UnixMilli())*time.Millisecond {
+			t.Fatalf("%s expires at %v (%v), want the room's deadline %d ms", key, at, err, deadline.UnixMilli())
+		}
+	}
+}
+
+// TestEndToEndRoomStoresEnvelopesOnly: an end-to-end room stores and lists
+// envelopes as sent, and refuses plain text (no downgrade); a plain room
+// refuses envelopes. Nothing refused is stored.
+func TestEndToEndRoomStoresEnvelopesOnly(t *testing.T) {
+	svc, r, _ := setup(t, time.Now().Add(time.Minute), 1000)
+	ctx := context.Background()
+	env := "AQ" + strings.Repeat("A", 120)
+	sealed := contract.SendRequest{RoomID: roomID, Token: "tok-alice", Envelope: env, ClientID: "c1"}
+	plain := contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "alice", Text: "hello"}
+
+	if _, err := svc.Send(ctx, sealed); !errors.Is(err, message.ErrPlainOnly) {
+		t.Fatalf("an envelope into a plain room: %v, want ErrPlainOnly", err)
+	}
+	r.Client(t).HSet(ctx, contract.RoomKey(roomID), "e2e", "1")
+	if _, err := svc.Send(ctx, plain); !errors.Is(err, message.ErrSealedOnly) {
+		t.Fatalf("plain text into an end-to-end room: %v, want ErrSealedOnly", err)
+	}
+	m, err := svc.Send(ctx, sealed)
+	if err != nil || m.Seq != 1 || m.Envelope != env || m.Sender != "" || m.Text != "" {
+		t.Fatalf("sealed send: %+v %v", m, err)
+	}
+	list, err := svc.List(ctx, roomID, "tok-bob", 0)
+	if err != nil || len(list) != 1 || list[0].Envelope != env || list[0].Sender != "" {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	raw := r.Client(t).LIndex(ctx, contract.MessagesKey(roomID), 0).Val()
+	if !strings.Contains(raw, `"sender":"","text":"","envelope":"`+env+`"`) {
+		t.Fatalf("stored entry %s", raw)
+	}
+}
+
+// TestScriptsTouchOneSlot: every script of the store, as the store calls
+// it (alone and pipelined), is given keys of one Redis Cluster slot.
+func TestScriptsTouchOneSlot(t *testing.T) {
+	r := testkit.StartRedis(t)
+	rdb := r.Client(t)
+	slots := testkit.WatchScriptSlots(rdb)
+	testkit.SeedRoom(t, rdb, roomID, time.Now().Add(time.Minute), "tok-alice")
+	svc := message.NewService(redisstore.NewMessages(rdb), &recorder{}, 1000)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 32 { // concurrent sends share pipelines
+		wg.Go(func() {
+			if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "m", ClientID: fmt.Sprint("c", i)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := svc.List(ctx, roomID, "tok-alice", 0); err != nil {
+		t.Fatal(err)
+	}
+	slots.RequireOneSlotEach(t, "lua")
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"wisp/contract"
 	"wisp/services/messages/internal/message"
 )
 
@@ -29,7 +30,7 @@ func TestConcurrentSendsArePipelinedWithoutGapsOrRepeats(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for range each {
-				m, err := svc.Send(ctx, roomID, "tok-alice", "a", "x")
+				m, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-alice", Sender: "a", Text: "x"})
 				if err != nil {
 					t.Errorf("send: %v", err)
 					return
@@ -38,7 +39,7 @@ func TestConcurrentSendsArePipelinedWithoutGapsOrRepeats(t *testing.T) {
 				seqs = append(seqs, m.Seq)
 				mu.Unlock()
 				if w == 0 {
-					if _, err := svc.Send(ctx, roomID, "tok-mallory", "m", "x"); !errors.Is(err, message.ErrUnauthorized) {
+					if _, err := svc.Send(ctx, contract.SendRequest{RoomID: roomID, Token: "tok-mallory", Sender: "m", Text: "x"}); !errors.Is(err, message.ErrUnauthorized) {
 						t.Errorf("stranger in a batch: %v", err)
 					}
 				}

@@ -29,13 +29,17 @@ func main() {
 type config struct {
 	service.Config
 	RoomTTL time.Duration
+	// AnnounceLease is how long a destroy has to announce the end it
+	// claimed before the expiry service does.
+	AnnounceLease time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	env := service.NewEnv(getenv)
 	c := config{
-		Config:  service.LoadConfig("rooms", env, true),
-		RoomTTL: env.Duration("ROOM_TTL", 10*time.Minute),
+		Config:        service.LoadConfig("rooms", env, true),
+		RoomTTL:       env.Duration("ROOM_TTL", 10*time.Minute),
+		AnnounceLease: env.Duration("ANNOUNCE_LEASE", room.DefaultLease),
 	}
 	return c, env.Err()
 }
@@ -46,12 +50,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	return service.Run(ctx, cfg.Config, stdout, func(_ context.Context, d service.Deps) (service.Stop, error) {
-		d.Log.Info("rooms config", "room_ttl", cfg.RoomTTL.String())
-		svc := room.NewService(redisstore.NewRooms(d.Redis), natsapi.NewPublisher(d.NATS), cfg.RoomTTL)
+		d.Log.Info("rooms config", "room_ttl", cfg.RoomTTL.String(), "announce_lease", cfg.AnnounceLease.String())
+		// A third of the lease for NATS to confirm, as the expiry service does.
+		pub := natsapi.NewPublisher(d.NATS, cfg.AnnounceLease/3)
+		svc := room.NewService(redisstore.NewRooms(d.Redis), pub, cfg.RoomTTL, cfg.AnnounceLease)
 		srv, err := natsapi.Serve(d.NATS, svc, d.Log, d.Metrics)
 		if err != nil {
 			return nil, err
 		}
+		d.Guard.Add(srv) // out of the queue group while Redis is away
 		return srv.Stop, nil
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,8 +24,8 @@ func Serve(nc *nats.Conn, svc *room.Service, log *slog.Logger, reg prometheus.Re
 		return nil, err
 	}
 	eps := []error{
-		natsrpc.Handle(srv, "create", contract.SubjectRoomCreate, func(ctx context.Context, _ struct{}) (contract.CreateRoomReply, error) {
-			r, err := svc.Create(ctx)
+		natsrpc.Handle(srv, "create", contract.SubjectRoomCreate, func(ctx context.Context, req contract.CreateRoomRequest) (contract.CreateRoomReply, error) {
+			r, err := svc.CreateWith(ctx, seconds(req.TTL), req.E2E)
 			return contract.CreateRoomReply{RoomID: r.ID, CreatedAt: r.CreatedAt.UnixMilli(), ExpiresAt: r.ExpiresAt.UnixMilli()}, err
 		}),
 		natsrpc.Handle(srv, "join", contract.SubjectRoomJoin, func(ctx context.Context, req contract.RoomRequest) (contract.JoinReply, error) {
@@ -31,12 +33,12 @@ func Serve(nc *nats.Conn, svc *room.Service, log *slog.Logger, reg prometheus.Re
 			return contract.JoinReply{Token: m.Token, Joined: m.Joined, ExpiresAt: m.ExpiresAt.UnixMilli()}, err
 		}),
 		natsrpc.Handle(srv, "authorize", contract.SubjectRoomAuth, func(ctx context.Context, req contract.RoomRequest) (contract.AuthorizeReply, error) {
-			exp, err := svc.Authorize(ctx, req.RoomID, req.Token)
-			return contract.AuthorizeReply{ExpiresAt: exp.UnixMilli()}, err
+			a, err := svc.Authorize(ctx, req.RoomID, req.Token)
+			return contract.AuthorizeReply{ExpiresAt: a.ExpiresAt.UnixMilli(), Member: a.Member, LastSeq: a.LastSeq, E2E: a.E2E}, err
 		}),
 		natsrpc.Handle(srv, "ttl", contract.SubjectRoomTTL, func(ctx context.Context, req contract.RoomRequest) (contract.TTLReply, error) {
-			ttl, err := svc.TTL(ctx, req.RoomID, req.Token)
-			return contract.TTLReply{TTL: ttl}, err
+			ttl, e2e, err := svc.TTLOf(ctx, req.RoomID, req.Token)
+			return contract.TTLReply{TTL: ttl, E2E: e2e}, err
 		}),
 		natsrpc.Handle(srv, "destroy", contract.SubjectRoomDestroy, func(ctx context.Context, req contract.RoomRequest) (contract.DestroyReply, error) {
 			return contract.DestroyReply{}, svc.Destroy(ctx, req.RoomID, req.Token)
@@ -48,8 +50,23 @@ func Serve(nc *nats.Conn, svc *room.Service, log *slog.Logger, reg prometheus.Re
 	return srv, nil
 }
 
+// seconds converts a request's whole seconds to a duration; a count too large
+// for one saturates instead of wrapping round into an allowed value.
+func seconds(n int64) time.Duration {
+	const most = math.MaxInt64 / int64(time.Second)
+	switch {
+	case n > most:
+		return math.MaxInt64
+	case n < -most:
+		return math.MinInt64
+	}
+	return time.Duration(n) * time.Second
+}
+
 func classify(err error) (string, string, bool) {
 	switch {
+	case errors.Is(err, room.ErrInvalidTTL):
+		return contract.CodeBadRequest, room.ErrInvalidTTL.Error(), true
 	case errors.Is(err, room.ErrNotFound), errors.Is(err, room.ErrInvalidID):
 		return contract.CodeNotFound, "room not found", true
 	case errors.Is(err, room.ErrFull):
@@ -61,12 +78,24 @@ func classify(err error) (string, string, bool) {
 }
 
 // Publisher publishes room events on NATS.
-type Publisher struct{ nc *nats.Conn }
+type Publisher struct {
+	nc           *nats.Conn
+	flushTimeout time.Duration
+}
 
-// NewPublisher returns a publisher on nc.
-func NewPublisher(nc *nats.Conn) *Publisher { return &Publisher{nc: nc} }
+// NewPublisher returns a publisher on nc that waits at most flushTimeout
+// for NATS to confirm an event.
+func NewPublisher(nc *nats.Conn, flushTimeout time.Duration) *Publisher {
+	return &Publisher{nc: nc, flushTimeout: flushTimeout}
+}
 
-// Destroyed publishes chat.destroy for the room.
-func (p *Publisher) Destroyed(_ context.Context, roomID, reason string) error {
-	return p.nc.Publish(contract.DestroySubject(roomID), contract.DestroyEvent(reason))
+// Destroyed publishes chat.destroy for the room and returns once NATS has
+// it; an error leaves the claimed end to the expiry service.
+func (p *Publisher) Destroyed(ctx context.Context, roomID, reason string) error {
+	if err := p.nc.Publish(contract.DestroySubject(roomID), contract.DestroyEvent(reason)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.flushTimeout)
+	defer cancel()
+	return p.nc.FlushWithContext(ctx)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wisp/contract"
+	"wisp/platform/redisbatch"
 	"wisp/services/rooms/internal/room"
 )
 
@@ -25,20 +26,30 @@ var (
 	authorizeSrc string
 	//go:embed lua/destroy.lua
 	destroySrc string
+	//go:embed lua/claim.lua
+	claimSrc string
+	//go:embed lua/deadline.lua
+	deadlineSrc string
 
 	createScript    = redis.NewScript(createSrc)
 	joinScript      = redis.NewScript(joinSrc)
 	authorizeScript = redis.NewScript(authorizeSrc)
 	destroyScript   = redis.NewScript(destroySrc)
+	claimScript     = redis.NewScript(claimSrc)
+	deadlineScript  = redis.NewScript(deadlineSrc)
 )
 
-// Rooms implements room.Store.
+// Rooms implements room.Store. Scripts that arrive while others are in
+// flight go to Redis together, in one pipeline (see redisbatch).
 type Rooms struct {
-	rdb redis.UniversalClient
+	rdb     redis.UniversalClient
+	scripts *redisbatch.Batcher
 }
 
 // NewRooms returns a store on rdb.
-func NewRooms(rdb redis.UniversalClient) *Rooms { return &Rooms{rdb: rdb} }
+func NewRooms(rdb redis.UniversalClient) *Rooms {
+	return &Rooms{rdb: rdb, scripts: redisbatch.New(rdb)}
+}
 
 var _ room.Store = (*Rooms)(nil)
 
@@ -46,15 +57,20 @@ var _ room.Store = (*Rooms)(nil)
 // practically impossible, so it is an internal error, not a retry loop.
 var errIDTaken = errors.New("room id already taken")
 
-// Create records the deadline first, then the room: a room never exists
-// without an entry the expiry service will find.
+// Create records the deadline first, in the room's shard of the deadline
+// set, then the room: a room never exists without an entry the expiry
+// service will find.
 func (s *Rooms) Create(ctx context.Context, r room.Room) error {
 	deadline := r.ExpiresAt.UnixMilli()
-	if err := s.rdb.ZAdd(ctx, contract.DeadlinesKey, redis.Z{Score: float64(deadline), Member: r.ID}).Err(); err != nil {
+	if err := s.scripts.Run(ctx, deadlineScript, []string{contract.DeadlinesKeyOf(r.ID)}, deadline, r.ID).Err(); err != nil {
 		return err
 	}
-	n, err := createScript.Run(ctx, s.rdb, []string{contract.RoomKey(r.ID)},
-		r.CreatedAt.UnixMilli(), deadline).Int()
+	e2e := ""
+	if r.E2E {
+		e2e = "1"
+	}
+	n, err := s.scripts.Run(ctx, createScript, []string{contract.RoomKey(r.ID)},
+		r.CreatedAt.UnixMilli(), deadline, e2e).Int()
 	if err != nil {
 		return err
 	}
@@ -66,7 +82,7 @@ func (s *Rooms) Create(ctx context.Context, r room.Room) error {
 
 // Join runs the join script.
 func (s *Rooms) Join(ctx context.Context, roomID string, c room.Candidate, capacity int) (bool, time.Time, error) {
-	res, err := joinScript.Run(ctx, s.rdb, []string{contract.RoomKey(roomID), contract.MembersKey(roomID)},
+	res, err := s.scripts.Run(ctx, joinScript, []string{contract.RoomKey(roomID), contract.MembersKey(roomID)},
 		c.PresentedHash, c.NewHash, c.NewMarker, capacity).Slice()
 	if err != nil {
 		return false, time.Time{}, err
@@ -92,29 +108,33 @@ func (s *Rooms) Join(ctx context.Context, roomID string, c room.Candidate, capac
 }
 
 // Authorize runs the authorize script.
-func (s *Rooms) Authorize(ctx context.Context, roomID, tokenHash string) (time.Time, time.Duration, error) {
-	res, err := authorizeScript.Run(ctx, s.rdb, []string{contract.RoomKey(roomID), contract.MembersKey(roomID)}, tokenHash).Slice()
+func (s *Rooms) Authorize(ctx context.Context, roomID, tokenHash string) (room.Access, error) {
+	res, err := s.scripts.Run(ctx, authorizeScript,
+		[]string{contract.RoomKey(roomID), contract.MembersKey(roomID), contract.MessagesKey(roomID)}, tokenHash).Slice()
 	if errors.Is(err, redis.Nil) {
-		return time.Time{}, 0, room.ErrUnauthorized
+		return room.Access{}, room.ErrUnauthorized
 	}
 	if err != nil {
-		return time.Time{}, 0, err
+		return room.Access{}, err
 	}
-	if len(res) != 2 {
-		return time.Time{}, 0, fmt.Errorf("authorize: unexpected reply %v", res)
+	if len(res) != 5 {
+		return room.Access{}, fmt.Errorf("authorize: unexpected reply %v", res)
 	}
 	deadline, err := millis(res[0])
 	if err != nil {
-		return time.Time{}, 0, err
+		return room.Access{}, err
 	}
 	pttl, _ := res[1].(int64)
-	return deadline, time.Duration(max(pttl, 0)) * time.Millisecond, nil
+	marker, _ := res[2].(string)
+	last, _ := res[3].(int64)
+	e2e, _ := res[4].(string)
+	return room.Access{Member: marker, ExpiresAt: deadline, Left: time.Duration(max(pttl, 0)) * time.Millisecond,
+		LastSeq: last, E2E: e2e == "1"}, nil
 }
 
-// Destroy runs the destroy script.
+// Destroy runs the destroy script on every key of the room.
 func (s *Rooms) Destroy(ctx context.Context, roomID, tokenHash string) error {
-	n, err := destroyScript.Run(ctx, s.rdb,
-		[]string{contract.RoomKey(roomID), contract.MembersKey(roomID), contract.MessagesKey(roomID)}, tokenHash).Int()
+	n, err := s.scripts.Run(ctx, destroyScript, contract.RoomKeys(roomID), tokenHash).Int()
 	if err != nil {
 		return err
 	}
@@ -124,11 +144,31 @@ func (s *Rooms) Destroy(ctx context.Context, roomID, tokenHash string) error {
 	return nil
 }
 
-// Claim removes the room from the deadline set; ZREM answers 1 to exactly
-// one caller.
-func (s *Rooms) Claim(ctx context.Context, roomID string) (bool, error) {
-	n, err := s.rdb.ZRem(ctx, contract.DeadlinesKey, roomID).Result()
+// Claim runs the claim script on the room's shard of the deadline set: the
+// room's end moves into the shard's ending set under this caller's lease if
+// no one claimed it before. A room an older rooms service put in the
+// unsharded set (contract.DeadlinesKey) is claimed there.
+func (s *Rooms) Claim(ctx context.Context, roomID string, lease time.Duration) (bool, error) {
+	member := contract.EndingMember(contract.ReasonDestroyed, roomID)
+	shard := contract.DeadlinesKeyOf(roomID)
+	n, err := s.scripts.Run(ctx, claimScript, []string{shard, contract.EndingKeyOf(shard)}, roomID, member, lease.Milliseconds()).Int()
+	if err != nil || n == 1 {
+		return n == 1, err
+	}
+	n, err = s.scripts.Run(ctx, claimScript, []string{contract.DeadlinesKey, contract.EndingKey}, roomID, member, lease.Milliseconds()).Int()
 	return n == 1, err
+}
+
+// Announced takes the room's destroyed end out of the ending set (its
+// shard's, or the unsharded one's for a room claimed there).
+func (s *Rooms) Announced(ctx context.Context, roomID string) error {
+	member := contract.EndingMember(contract.ReasonDestroyed, roomID)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZRem(ctx, contract.EndingKeyOf(contract.DeadlinesKeyOf(roomID)), member)
+		p.ZRem(ctx, contract.EndingKey, member)
+		return nil
+	})
+	return err
 }
 
 func millis(v any) (time.Time, error) {

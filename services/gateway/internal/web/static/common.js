@@ -1,5 +1,7 @@
-// Shared by the home and room pages: the anonymous identity and a JSON API
-// helper that never throws.
+// Shared by the home and room pages: the page's language, the anonymous
+// identity, message ids and a JSON API helper that never throws.
+
+import { dirOf, pickLocale, translator } from "./i18n.js";
 
 const USERNAME_KEY = "chat_username";
 const ANIMALS = ["wolf", "hawk", "bear", "shark", "fox", "owl", "lynx", "raven"];
@@ -9,6 +11,31 @@ const REQUEST_TIMEOUT_MS = 15000;
 // Kept for the page's life when localStorage is unavailable (privacy modes),
 // so the name at least stays the same within one page.
 let memoryUsername = "";
+
+/** The page's translator (i18n.js); English until localize() has run. */
+export let t = translator("en");
+
+/**
+ * Picks the language from the browser's preferences, sets lang and dir on
+ * <html> and puts the strings into the page: an element's data-i18n names
+ * its text, data-i18n-attr its attributes ("placeholder:key,title:key").
+ */
+export function localize(doc = document, languages = navigator.languages ?? [navigator.language]) {
+  const locale = pickLocale(languages);
+  t = translator(locale);
+  const html = doc.documentElement;
+  html.lang = locale;
+  html.dir = dirOf(locale);
+  for (const node of doc.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const node of doc.querySelectorAll("[data-i18n-attr]")) {
+    for (const pair of node.dataset.i18nAttr.split(",")) {
+      const [attr, key] = pair.split(":");
+      node.setAttribute(attr.trim(), t(key.trim()));
+    }
+  }
+  html.removeAttribute("data-i18n-pending");
+  return locale;
+}
 
 /** Uniform random integer in [0, n) from the CSPRNG, without modulo bias. */
 function randomInt(n) {
@@ -45,33 +72,44 @@ export function getUsername() {
   return memoryUsername;
 }
 
-function timeoutSignal() {
-  return typeof AbortSignal.timeout === "function"
-    ? AbortSignal.timeout(REQUEST_TIMEOUT_MS)
-    : undefined;
+/**
+ * A new message's clientId: 16 random bytes in base64url (22 characters of
+ * A-Za-z0-9_-). A retry of the message reuses it, so the server stores the
+ * message once however often it is sent.
+ */
+export function newClientId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function timeoutSignal(ms) {
+  return typeof AbortSignal.timeout === "function" ? AbortSignal.timeout(ms) : undefined;
 }
 
 /** Human-readable reason for a failed response, preferring the API's {"error"}. */
 function failureText(res, data) {
   let text = data && typeof data.error === "string" && data.error
     ? data.error
-    : `Request failed (HTTP ${res.status})`;
+    : t("requestFailed", { status: res.status });
   const retry = res.status === 429 ? res.headers.get("Retry-After") : null;
-  if (retry && /^\d+$/.test(retry)) text += ` (try again in ${retry} s)`;
+  if (retry && /^\d+$/.test(retry)) text = t("tryAgainIn", { text, s: retry });
   return text;
 }
 
 /**
  * Calls the same-origin JSON API. Resolves to
- * {ok, status, data, error}; status is 0 when the server was not reached.
+ * {ok, status, data, error}; status is 0 when the server was not reached
+ * (or did not answer within timeoutMs).
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const init = {
     method,
     credentials: "same-origin",
     cache: "no-store",
     headers: { Accept: "application/json" },
-    signal: timeoutSignal(),
+    signal: timeoutSignal(timeoutMs),
   };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -87,9 +125,7 @@ export async function api(method, path, body) {
       ok: false,
       status: 0,
       data: null,
-      error: timedOut
-        ? "The server took too long to answer."
-        : "Network error: could not reach the server.",
+      error: timedOut ? t("serverSlow") : t("networkError"),
     };
   }
 

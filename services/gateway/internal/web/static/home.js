@@ -1,37 +1,39 @@
-// Home page: banners from the query string, the anonymous identity, and
-// CREATE SECURE ROOM.
+// Home page: the banners boot.js picked from the query string (announced
+// and focused), the anonymous identity, the room's lifetime and CREATE
+// SECURE ROOM.
 
-import { api, getUsername } from "./common.js";
+import { api, getUsername, localize, t } from "./common.js";
+import { IndexedDBVault } from "./vault.js";
 
 const $ = (id) => document.getElementById(id);
 
 const createButton = $("create");
 const createError = $("create-error");
+const lifetime = $("lifetime");
 
-// Each query flag shows its own banner; several may show at once.
-const BANNERS = [
-  { param: "destroyed", value: "true", id: "banner-destroyed" },
-  { param: "error", value: "room-not-found", id: "banner-not-found" },
-  { param: "error", value: "room-full", id: "banner-full" },
-];
-
+/**
+ * The banners are on screen from the first paint (boot.js, CSS). Focus
+ * goes to the first, so a screen reader reads why the person is here; the
+ * title says it too; the flags leave the address bar so a refresh does not
+ * show them again.
+ */
 function showBanners() {
-  const url = new URL(location.href);
-  let shown = false;
-  for (const b of BANNERS) {
-    if (url.searchParams.get(b.param) === b.value) {
-      $(b.id).hidden = false;
-      shown = true;
-    }
+  const shown = (document.documentElement.dataset.banners ?? "").split(" ").filter(Boolean);
+  const first = shown.length ? document.querySelector(`.banner[data-banner="${shown[0]}"]`) : null;
+  if (first) {
+    document.title = `${first.querySelector(".banner-title").textContent} · ${t("homeTitle")}`;
+    first.focus();
   }
-  $("banners").hidden = !shown;
-
-  // Drop the flags from the address bar so a refresh does not show them again.
+  const url = new URL(location.href);
   if (url.searchParams.has("destroyed") || url.searchParams.has("error")) {
     url.searchParams.delete("destroyed");
     url.searchParams.delete("error");
     history.replaceState(history.state, "", url.pathname + url.search + url.hash);
   }
+}
+
+function labelLifetimes() {
+  for (const option of lifetime.options) option.textContent = t("lifetimeMinutes", { n: option.dataset.minutes });
 }
 
 let creating = false;
@@ -48,17 +50,24 @@ async function createRoom() {
   setCreating(true);
   createError.textContent = "";
 
-  const res = await api("POST", "/api/room/create");
+  // Rooms made here are always end-to-end. The default lifetime (10 min)
+  // sends no ttl: the server's own default (ROOM_TTL) applies.
+  const ttl = Number(lifetime.value);
+  const res = await api("POST", "/api/room/create", ttl > 0 ? { e2e: true, ttl } : { e2e: true });
   const roomId = res.ok && res.data && typeof res.data.roomId === "string" ? res.data.roomId : "";
   if (roomId) {
     // Stay disabled: the room page replaces this one.
     location.assign(`/room/${encodeURIComponent(roomId)}`);
     return;
   }
-  createError.textContent = res.ok ? "Unexpected answer from the server." : res.error;
+  createError.textContent = res.ok ? t("unexpectedAnswer") : res.error;
   setCreating(false);
 }
 
+localize();
+// Keys of rooms that ended while no page of theirs was open go now.
+if (typeof indexedDB === "object" && indexedDB) new IndexedDBVault().purge().catch(() => {});
+labelLifetimes();
 showBanners();
 $("username").value = getUsername();
 createButton.addEventListener("click", createRoom);
