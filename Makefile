@@ -15,12 +15,14 @@ VULN    := $(BIN)/govulncheck
 ## the tests need first (scripts/deps.sh test), and runs the UI's node tests.
 test: test-js
 	@bash scripts/deps.sh test
-	@set -eo pipefail; log=$$(mktemp); \
+	@set -o pipefail; log=$$(mktemp); status=0; \
 	for m in $(MODULES); do \
 		if [ -z "$$(cd $$m && $(GO) list ./... 2>/dev/null)" ]; then continue; fi; \
-		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...) 2>&1 | tee -a $$log; \
+		echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...) 2>&1 | tee -a $$log || status=1; \
 	done; \
-	echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -c '^FAIL' $$log) failed"; rm -f $$log
+	echo "packages: $$(grep -c '^ok' $$log) passed, $$(grep -cP '^FAIL\t' $$log) failed"; \
+	if [ $$status -ne 0 ]; then echo "what failed:"; grep -P '^(\s*--- FAIL|FAIL\t|panic:)' $$log; fi; \
+	rm -f $$log; exit $$status
 
 vet:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
