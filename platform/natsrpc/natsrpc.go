@@ -35,6 +35,7 @@ type Server struct {
 	classify Classify
 	duration *prometheus.HistogramVec
 	inflight chan struct{}
+	jobs     chan func() // to an idle worker (unbuffered: none idle, none takes it)
 	running  sync.WaitGroup
 	timeout  time.Duration
 	served   atomic.Int64
@@ -72,7 +73,7 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 		return nil, err
 	}
 	s := &Server{nc: nc, name: name, version: version, log: log, classify: classify, duration: duration,
-		inflight: make(chan struct{}, maxInflight), timeout: 5 * time.Second}
+		inflight: make(chan struct{}, maxInflight), jobs: make(chan func()), timeout: 5 * time.Second}
 	s.newWork()
 	if s.svc, err = micro.AddService(nc, micro.Config{Name: name, Version: version}); err != nil {
 		return nil, fmt.Errorf("micro service %s: %w", name, err)
@@ -80,8 +81,9 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 	return s, nil
 }
 
-// Handle serves fn on subject as endpoint name. Each request runs in its own
-// goroutine (bounded), so one slow Redis round trip does not queue the rest.
+// Handle serves fn on subject as endpoint name. Each request runs on a
+// worker of its own (bounded), so one slow Redis round trip does not queue
+// the rest.
 func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Context, Req) (Rep, error)) error {
 	h := micro.HandlerFunc(func(r micro.Request) {
 		s.served.Add(1)
@@ -95,7 +97,7 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 		}
 		s.inflight <- struct{}{}
 		s.running.Add(1)
-		go func() {
+		s.spawn(func() {
 			defer func() { <-s.inflight; s.running.Done() }()
 			start := time.Now()
 			code := s.serve(r, name, func(ctx context.Context, data []byte) (any, error) {
@@ -108,7 +110,7 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 				return fn(ctx, req)
 			})
 			s.duration.WithLabelValues(name, code).Observe(time.Since(start).Seconds())
-		}()
+		})
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,6 +119,36 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 		return nil // paused: Resume registers it
 	}
 	return s.svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
+}
+
+// workerIdle is how long a worker waits for its next request before it
+// ends.
+const workerIdle = 10 * time.Second
+
+// spawn runs job on an idle worker, or on a new one when none is idle.
+// Workers outlive their request because a goroutine keeps the stack it
+// grew: a fresh one per request grew its stack for every request (decoding,
+// the Redis client), a tenth of the messages service's CPU.
+func (s *Server) spawn(job func()) {
+	select {
+	case s.jobs <- job:
+	default:
+		go s.worker(job)
+	}
+}
+
+func (s *Server) worker(job func()) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		job()
+		idle.Reset(workerIdle)
+		select {
+		case job = <-s.jobs:
+		case <-idle.C:
+			return
+		}
+	}
 }
 
 // Pause stops taking requests: the endpoints leave their queue groups, so
@@ -187,11 +219,24 @@ func (s *Server) Resume() error {
 // Paused reports whether the server is out of its queue groups.
 func (s *Server) Paused() bool { return s.paused.Load() }
 
+// serve runs call and answers r once. Pause cancelling work answers 503 at
+// once: a store client blocked on a socket read does not notice a cancelled
+// context (only its own timeouts), and the caller should not wait for it.
+// call still finishes here, so the replica's shutdown waits for it.
 func (s *Server) serve(r micro.Request, name string, call func(context.Context, []byte) (any, error)) string {
 	work := *s.work.Load()
 	ctx, cancel := context.WithTimeout(work, s.timeout)
 	defer cancel()
-	rep, err := s.call(ctx, work, r.Data(), call)
+	var answered atomic.Bool
+	stop := context.AfterFunc(work, func() {
+		if answered.CompareAndSwap(false, true) {
+			s.replyError(r, contract.CodeUnavailable, "service unavailable")
+		}
+	})
+	rep, err := call(ctx, r.Data())
+	if !stop() && !answered.CompareAndSwap(false, true) {
+		return contract.CodeUnavailable // Pause answered it
+	}
 	if err != nil {
 		code, desc := s.codeOf(err)
 		if code == contract.CodeInternal {
@@ -208,30 +253,6 @@ func (s *Server) serve(r micro.Request, name string, call func(context.Context, 
 	}
 	s.reply(r, &nats.Msg{Data: body})
 	return "200"
-}
-
-// call runs fn, but answers as soon as Pause cancels work: a store client
-// blocked on a socket read does not notice a cancelled context (only its
-// own timeouts), and the caller should not wait for it. fn finishes on its
-// own; the replica's shutdown still waits for it.
-func (s *Server) call(ctx, work context.Context, data []byte, fn func(context.Context, []byte) (any, error)) (any, error) {
-	type outcome struct {
-		rep any
-		err error
-	}
-	done := make(chan outcome, 1)
-	s.running.Add(1)
-	go func() {
-		defer s.running.Done()
-		rep, err := fn(ctx, data)
-		done <- outcome{rep, err}
-	}()
-	select {
-	case o := <-done:
-		return o.rep, o.err
-	case <-work.Done():
-		return nil, context.Canceled
-	}
 }
 
 // reply answers on the connection rather than through r.Respond/r.Error:

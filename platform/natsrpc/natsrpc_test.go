@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,30 @@ import (
 )
 
 var errKnown = errors.New("known")
+
+// connect opens a connection to ns for the test's length.
+func connect(tb testing.TB, ns *server.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// newServer starts a micro service named name on a connection of its own;
+// it knows no domain error.
+func newServer(tb testing.TB, ns *server.Server, name string) (*natsrpc.Server, *nats.Conn) {
+	tb.Helper()
+	nc := connect(tb, ns)
+	srv, err := natsrpc.NewServer(nc, name, "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+		func(error) (string, string, bool) { return "", "", false })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, nc
+}
 
 type echo struct {
 	N   int
@@ -30,11 +55,7 @@ func TestHandleMapsErrorsToContractCodes(t *testing.T) {
 	// platform, and platform's tests must not need testkit back.
 	ns := test.RunRandClientPortServer()
 	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := connect(t, ns)
 	srv, err := natsrpc.NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
 		func(err error) (string, string, bool) {
 			if errors.Is(err, errKnown) {
@@ -109,16 +130,7 @@ func TestPauseSendsRequestsElsewhereAndResumes(t *testing.T) {
 	t.Cleanup(ns.Shutdown)
 	var srvs []*natsrpc.Server
 	for range 2 {
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		srv, err := natsrpc.NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-			func(error) (string, string, bool) { return "", "", false })
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, nc := newServer(t, ns, "test")
 		if err := natsrpc.Handle(srv, "echo", "test.echo", func(_ context.Context, req echo) (echo, error) { return req, nil }); err != nil {
 			t.Fatal(err)
 		}
@@ -128,11 +140,7 @@ func TestPauseSendsRequestsElsewhereAndResumes(t *testing.T) {
 		srvs = append(srvs, srv)
 	}
 	a, b := srvs[0], srvs[1]
-	client, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(client.Close)
+	client := connect(t, ns)
 	call := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -186,4 +194,83 @@ func TestPauseSendsRequestsElsewhereAndResumes(t *testing.T) {
 	if err := a.Resume(); err != nil || call() == nil {
 		t.Fatal("Resume after Stop took requests again")
 	}
+}
+
+// TestPauseAnswersRequestsInFlight: a request stuck on a store that does not
+// heed its context (a client blocked in a socket read) is answered 503 as
+// soon as the replica pauses, once only, and Stop still waits for it.
+func TestPauseAnswersRequestsInFlight(t *testing.T) {
+	ns := test.RunRandClientPortServer()
+	t.Cleanup(ns.Shutdown)
+	srv, nc := newServer(t, ns, "test")
+	entered, release := make(chan struct{}), make(chan struct{})
+	if err := natsrpc.Handle(srv, "stuck", "test.stuck", func(context.Context, echo) (echo, error) {
+		entered <- struct{}{}
+		<-release
+		return echo{N: 2}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	client := connect(t, ns)
+	inbox := nats.NewInbox()
+	replies, err := client.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.PublishRequest("test.stuck", inbox, []byte(`{"N":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+
+	if err := srv.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := replies.NextMsg(500 * time.Millisecond)
+	if err != nil {
+		t.Fatalf("no answer at once after Pause: %v", err)
+	}
+	if e := contract.ErrorFromHeader(m.Header); e == nil || e.Code != contract.CodeUnavailable {
+		t.Fatalf("answer after Pause: %q %v, want 503", m.Data, m.Header)
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(context.Background()) }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a request was still being worked on", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if m, err := replies.NextMsg(300 * time.Millisecond); err == nil {
+		t.Fatalf("second answer %q %v after the handler finished", m.Data, m.Header)
+	}
+}
+
+// BenchmarkRequest: one request and reply through a served endpoint, 64
+// callers at once, as the gateway's sends reach the messages service.
+func BenchmarkRequest(b *testing.B) {
+	ns := test.RunRandClientPortServer()
+	b.Cleanup(ns.Shutdown)
+	srv, _ := newServer(b, ns, "bench")
+	if err := natsrpc.Handle(srv, "echo", "bench.echo", func(_ context.Context, req echo) (echo, error) { return req, nil }); err != nil {
+		b.Fatal(err)
+	}
+	client := connect(b, ns)
+	b.SetParallelism(32) // × GOMAXPROCS callers
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := natsrpc.Call[echo](context.Background(), client, "bench.echo", echo{N: 1, Pad: "0123456789abcdef"}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
