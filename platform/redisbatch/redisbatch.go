@@ -21,10 +21,17 @@ type Batcher struct {
 	mu      sync.Mutex
 	pending []*scriptCall
 	running bool
+	// wake hands the round trip to the sender goroutine, started once and
+	// kept: it keeps the stack it grew in the Redis client, where a new
+	// goroutine per batch grew its own every time.
+	wake  chan struct{}
+	start sync.Once
 }
 
 // New returns a batcher on rdb.
-func New(rdb redis.UniversalClient) *Batcher { return &Batcher{rdb: rdb} }
+func New(rdb redis.UniversalClient) *Batcher {
+	return &Batcher{rdb: rdb, wake: make(chan struct{}, 1)}
+}
 
 type scriptCall struct {
 	script *redis.Script
@@ -39,8 +46,8 @@ const maxPipeline = 128
 
 // Run runs script and returns its reply, as Script.Run would. A caller
 // that finds nothing in flight runs its script itself, with no hand-off;
-// callers that arrive meanwhile queue for the next pipeline, which a
-// goroutine of the batcher sends.
+// callers that arrive meanwhile queue for the next pipeline, which the
+// batcher's sender goroutine sends.
 func (p *Batcher) Run(ctx context.Context, script *redis.Script, keys []string, args ...any) *redis.Cmd {
 	p.mu.Lock()
 	if !p.running {
@@ -64,29 +71,40 @@ func (p *Batcher) Run(ctx context.Context, script *redis.Script, keys []string, 
 	}
 }
 
-// handOver ends a round trip: whatever queued meanwhile goes next.
+// handOver ends a round trip: whatever queued meanwhile goes next. Only
+// the holder of running hands over, so wake never holds two.
 func (p *Batcher) handOver() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if len(p.pending) == 0 {
 		p.running = false
+		p.mu.Unlock()
 		return
 	}
-	go p.loop()
+	p.mu.Unlock()
+	p.start.Do(func() { go p.sender() })
+	p.wake <- struct{}{}
+}
+
+// sender sends the batches that wait each time it is woken; it lives as
+// long as the process.
+func (p *Batcher) sender() {
+	var batch []*scriptCall
+	for range p.wake {
+		batch = p.loop(batch)
+	}
 }
 
 // loop sends batches until none is waiting. A batch's own deadline comes
 // from the client's read and write timeouts.
-func (p *Batcher) loop() {
+func (p *Batcher) loop(batch []*scriptCall) []*scriptCall {
 	ctx := context.Background()
-	var batch []*scriptCall
 	for {
 		p.mu.Lock()
 		n := min(len(p.pending), maxPipeline)
 		if n == 0 {
 			p.running = false
 			p.mu.Unlock()
-			return
+			return batch
 		}
 		batch = append(batch[:0], p.pending[:n]...)
 		rest := copy(p.pending, p.pending[n:])
