@@ -36,6 +36,8 @@ type Server struct {
 	duration *prometheus.HistogramVec
 	inflight chan struct{}
 	jobs     chan func() // to an idle worker (unbuffered: none idle, none takes it)
+	idle     time.Duration
+	workers  atomic.Int64 // alive, busy or idle
 	running  sync.WaitGroup
 	timeout  time.Duration
 	served   atomic.Int64
@@ -73,7 +75,7 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 		return nil, err
 	}
 	s := &Server{nc: nc, name: name, version: version, log: log, classify: classify, duration: duration,
-		inflight: make(chan struct{}, maxInflight), jobs: make(chan func()), timeout: 5 * time.Second}
+		inflight: make(chan struct{}, maxInflight), jobs: make(chan func()), idle: workerIdle, timeout: 5 * time.Second}
 	s.newWork()
 	if s.svc, err = micro.AddService(nc, micro.Config{Name: name, Version: version}); err != nil {
 		return nil, fmt.Errorf("micro service %s: %w", name, err)
@@ -133,16 +135,18 @@ func (s *Server) spawn(job func()) {
 	select {
 	case s.jobs <- job:
 	default:
+		s.workers.Add(1)
 		go s.worker(job)
 	}
 }
 
 func (s *Server) worker(job func()) {
-	idle := time.NewTimer(workerIdle)
+	defer s.workers.Add(-1)
+	idle := time.NewTimer(s.idle)
 	defer idle.Stop()
 	for {
 		job()
-		idle.Reset(workerIdle)
+		idle.Reset(s.idle)
 		select {
 		case job = <-s.jobs:
 		case <-idle.C:

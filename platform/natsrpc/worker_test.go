@@ -1,0 +1,85 @@
+package natsrpc
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestWorkersEndWhenIdle: a burst's workers serve the next requests while
+// they come, end once none came for the idle time, and a request after
+// that is served by a new one — with the idle time shortened, and at its
+// real value (outlived twice).
+func TestWorkersEndWhenIdle(t *testing.T) {
+	for _, idle := range []time.Duration{200 * time.Millisecond, workerIdle} {
+		t.Run(idle.String(), func(t *testing.T) {
+			t.Parallel()
+			ns := test.RunRandClientPortServer()
+			t.Cleanup(ns.Shutdown)
+			nc, err := nats.Connect(ns.ClientURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(nc.Close)
+			s, err := NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
+				func(error) (string, string, bool) { return "", "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.idle = idle
+			release := make(chan struct{})
+			if err := Handle(s, "wait", "test.wait", func(ctx context.Context, n int) (int, error) {
+				if n == 1 {
+					<-release
+				}
+				return n, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			call := func(n int) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_, err := Call[int](ctx, nc, "test.wait", n)
+				return err
+			}
+
+			// Three requests at once: three workers.
+			done := make(chan error, 3)
+			for range 3 {
+				go func() { done <- call(1) }()
+			}
+			for s.workers.Load() < 3 {
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+			for range 3 {
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Requests that keep coming within the idle time reuse them.
+			for range 5 {
+				if err := call(2); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(idle / 10)
+			}
+			if n := s.workers.Load(); n != 3 {
+				t.Fatalf("%d workers while requests kept coming, want the burst's 3", n)
+			}
+			time.Sleep(2 * idle)
+			if n := s.workers.Load(); n != 0 {
+				t.Fatalf("%d workers after %v idle, want 0", n, 2*idle)
+			}
+			if err := call(2); err != nil {
+				t.Fatalf("request after the workers ended: %v", err)
+			}
+		})
+	}
+}
