@@ -285,19 +285,26 @@ func TestResyncDeliversWhatTheOutageLost(t *testing.T) {
 	}
 }
 
-// TestCatchUpFetchesAMessageOvertakenBeforeTheOutage: two publishers'
-// events may overtake each other; when NATS drops with message 3 on its way
-// and 4 already relayed, the catch-up starts after 2, so 3 is not lost.
-func TestCatchUpFetchesAMessageOvertakenBeforeTheOutage(t *testing.T) {
+// overtaken is a room alice joined at seq 2 whose message 4 was relayed
+// while 3 is still on its way; the history holds 1 to 4.
+func overtaken() (*Hub, *Client, *fakeHistory) {
 	h := NewHub(newFake())
 	a := NewClient("alice", "tok-a", 64)
 	_ = h.Join("r", a, State{LastSeq: 2})
 	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m4", Seq: 4}), false)
-	h.Outage()
 	hist := &fakeHistory{page: 10}
 	for seq := int64(1); seq <= 4; seq++ {
 		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
 	}
+	return h, a, hist
+}
+
+// TestCatchUpFetchesAMessageOvertakenBeforeTheOutage: two publishers'
+// events may overtake each other; when NATS drops with message 3 on its way
+// and 4 already relayed, the catch-up starts after 2, so 3 is not lost.
+func TestCatchUpFetchesAMessageOvertakenBeforeTheOutage(t *testing.T) {
+	h, a, hist := overtaken()
+	h.Outage()
 	h.Resync(context.Background(), roomsHistory{"r": hist})
 	if hist.calls[0] != 2 {
 		t.Fatalf("catch-up started after %d, want 2 (the last of an unbroken run)", hist.calls[0])
@@ -311,14 +318,7 @@ func TestCatchUpFetchesAMessageOvertakenBeforeTheOutage(t *testing.T) {
 // interrupted starts after the newest message relayed: one overtaken and
 // still on its way arrives through the feed, and nothing comes twice.
 func TestResyncWithoutOutageSendsNothingAgain(t *testing.T) {
-	h := NewHub(newFake())
-	a := NewClient("alice", "tok-a", 64)
-	_ = h.Join("r", a, State{LastSeq: 2})
-	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m4", Seq: 4}), false)
-	hist := &fakeHistory{page: 10}
-	for seq := int64(1); seq <= 4; seq++ {
-		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
-	}
+	h, a, hist := overtaken()
 	h.Resync(context.Background(), roomsHistory{"r": hist})
 	if hist.calls[0] != 4 {
 		t.Fatalf("resync started after %d, want 4 (the newest relayed)", hist.calls[0])
