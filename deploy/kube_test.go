@@ -250,18 +250,41 @@ func TestEnvInConfigMap(t *testing.T) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			m := render(t, dir)
 			for _, svc := range f.Services {
-				d := m.deployment(svc)
-				if d == nil {
-					continue // TestEveryServiceIsDeployed reports it
+				if env, ok := m.serviceEnv(t, svc); ok {
+					checkEnv(t, f, svc, "ConfigMap "+dir, env)
 				}
-				env, err := m.containerEnv(d)
-				if err != nil {
-					t.Errorf("%s: %v", svc, err)
-					continue
-				}
-				checkEnv(t, f, svc, "ConfigMap "+dir, env)
 			}
 		})
+	}
+}
+
+// TestOneProcAgrees: docker compose and every overlay run the same services
+// with GOMAXPROCS=1 (stack.OneProc, the launcher on one machine, too).
+func TestOneProcAgrees(t *testing.T) {
+	f := mustFacts(t)
+	p := loadCompose(t)
+	var want []string
+	for _, svc := range f.Services {
+		if s, ok := p.Services[svc]; ok {
+			if v := s.Environment["GOMAXPROCS"]; v != nil && *v == "1" {
+				want = append(want, svc)
+			}
+		}
+	}
+	if len(want) == 0 {
+		t.Fatal("docker-compose.yml runs no service with GOMAXPROCS=1")
+	}
+	for _, dir := range overlays(t) {
+		m := render(t, dir)
+		var got []string
+		for _, svc := range f.Services {
+			if env, ok := m.serviceEnv(t, svc); ok && env["GOMAXPROCS"] == "1" {
+				got = append(got, svc)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s runs %v with GOMAXPROCS=1; docker-compose.yml %v", dir, got, want)
+		}
 	}
 }
 
@@ -621,6 +644,23 @@ func (m *manifests) service(name string) *corev1.Service {
 
 // containerEnv is the environment a Deployment's container gets from its
 // ConfigMaps and literal env (Secrets are not in git and are left out).
+// serviceEnv is containerEnv of svc's Deployment; false (reported) when it
+// cannot be read, false alone when there is none (TestEveryServiceIsDeployed
+// reports that).
+func (m *manifests) serviceEnv(t *testing.T, svc string) (map[string]string, bool) {
+	t.Helper()
+	d := m.deployment(svc)
+	if d == nil {
+		return nil, false
+	}
+	env, err := m.containerEnv(d)
+	if err != nil {
+		t.Errorf("%s: %v", svc, err)
+		return nil, false
+	}
+	return env, true
+}
+
 func (m *manifests) containerEnv(d *appsv1.Deployment) (map[string]string, error) {
 	if n := len(d.Spec.Template.Spec.Containers); n != 1 {
 		return nil, fmt.Errorf("%s: %d containers, want 1", d.Name, n)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,6 +132,13 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	return s, nil
 }
 
+// OneProc are the services run with GOMAXPROCS=1 (unless the environment
+// or Options set it): they wait on Redis and NATS more than they compute,
+// and on a machine the whole system shares, each process's idle threads
+// spinning for work took cores from the others (bench/NOTES.md has the
+// figures). docker-compose.yml and deploy/base set the same.
+var OneProc = []string{"rooms", "messages", "expiry"}
+
 // Spawn starts one more process of service.
 func (s *System) Spawn(service string, index int) (*Proc, error) {
 	opsPort, err := testkit.FreePort()
@@ -144,6 +152,9 @@ func (s *System) Spawn(service string, index int) (*Proc, error) {
 		"OPS_ADDR=127.0.0.1:"+strconv.Itoa(opsPort),
 		"LOG_FORMAT="+s.opts.LogFormat,
 	)
+	if slices.Contains(OneProc, service) && os.Getenv("GOMAXPROCS") == "" {
+		env = append(env, "GOMAXPROCS=1")
+	}
 	if service == "gateway" {
 		addr := s.opts.HTTPAddr
 		if addr == "" || s.gateways() > 0 {

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,8 +41,9 @@ type bench struct {
 	scratch      string
 	out          io.Writer // progress
 	logs         *limitedWriter
-	env          map[string]string // extra environment for the services
-	modes        []load.SendMode   // the send modes of the latency and sweep scenarios
+	env          map[string]string            // extra environment for the services
+	envFor       map[string]map[string]string // and for one service (service:K=V)
+	modes        []load.SendMode              // the send modes of the latency and sweep scenarios
 	sections     []string
 	summary      []string
 }
@@ -69,7 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
 	prebuilt := fs.String("bin", "", "use the service binaries in this folder instead of building them (e.g. an older commit's, to compare)")
-	extraEnv := fs.String("env", "", "extra environment for every service, comma-separated K=V (e.g. GOMAXPROCS=1)")
+	extraEnv := fs.String("env", "", "extra environment for every service, comma-separated K=V (e.g. GOMAXPROCS=1), or service:K=V for one (messages:GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]string{}}
+	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]string{}, envFor: map[string]map[string]string{}}
 	for _, m := range strings.Split(*modes, ",") {
 		mode, err := load.ParseSendMode(m)
 		if err != nil {
@@ -90,9 +92,18 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		b.modes = append(b.modes, mode)
 	}
 	for _, kv := range strings.Split(*extraEnv, ",") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
-			b.env[k] = v
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			continue
 		}
+		if svc, k, one := strings.Cut(k, ":"); one {
+			if b.envFor[svc] == nil {
+				b.envFor[svc] = map[string]string{}
+			}
+			b.envFor[svc][k] = v
+			continue
+		}
+		b.env[k] = v
 	}
 
 	started := time.Now()
@@ -159,7 +170,8 @@ func (b *bench) start(ctx context.Context, env map[string]string, replicas map[s
 	logs := &bytes.Buffer{}
 	b.logs = &limitedWriter{w: logs, n: 1 << 20}
 	s, err := stack.Start(ctx, stack.Options{BinDir: b.bin, NATSBin: b.natsBin, Env: e, Replicas: replicas,
-		Logs: b.logs, Dir: b.scratch})
+		EnvFor: func(service string, _ int) map[string]string { return b.envFor[service] },
+		Logs:   b.logs, Dir: b.scratch})
 	if err != nil {
 		b.logs.mu.Lock()
 		defer b.logs.mu.Unlock()
@@ -172,6 +184,24 @@ func (b *bench) stop(s *stack.System) {
 	if err := s.Stop(context.Background()); err != nil {
 		fmt.Fprintf(b.out, "stop: %v\n", err)
 	}
+}
+
+// envNote names the environment -env added, for the report.
+func (b *bench) envNote() string {
+	var kv []string
+	for k, v := range b.env {
+		kv = append(kv, k+"="+v)
+	}
+	for svc, env := range b.envFor {
+		for k, v := range env {
+			kv = append(kv, svc+":"+k+"="+v)
+		}
+	}
+	if len(kv) == 0 {
+		return ""
+	}
+	slices.Sort(kv)
+	return "; this run also set " + strings.Join(kv, ", ")
 }
 
 func (b *bench) section(title, body string) {
@@ -210,7 +240,9 @@ func (b *bench) report(args []string, took time.Duration, notesPath, previous st
 	r.WriteString("`error` frames or non-200 answers by status, and sends never answered; other faults = delivered\n")
 	r.WriteString("without an acknowledgement, a seq other than the ack's, a send answered twice, a frame on the\n")
 	r.WriteString("wrong socket, seqs going backwards on a socket. Sockets ended = closed by the server during the run.\n")
-	r.WriteString("CPU figures are cores kept busy on average during the measured run, from /proc/<pid>/stat.\n\n")
+	r.WriteString("CPU figures are cores kept busy on average during the measured run, from /proc/<pid>/stat.\n")
+	fmt.Fprintf(&r, "The services run with RATE_LIMITS=off, and %s with GOMAXPROCS=1 as on any one machine (`stack.OneProc`)%s.\n\n",
+		strings.Join(stack.OneProc, ", "), b.envNote())
 	if len(b.summary) > 0 {
 		when, before := previousSummary(previous)
 		fmt.Fprintf(&r, "## Summary\n\nThe previous column is the last `make bench` before this one (%s), from the file this one replaced.\n\n", when)
