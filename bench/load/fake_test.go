@@ -269,6 +269,20 @@ func (f *fakeGateway) connections() (httpConns, wsConns map[string]int, ips map[
 	return httpConns, wsConns, ips
 }
 
+// membersPerConn is how many members' requests each HTTP connection
+// carried.
+func (f *fakeGateway) membersPerConn() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := map[string]int{}
+	for _, addrs := range f.httpFrom {
+		for a := range addrs {
+			n[a]++
+		}
+	}
+	return n
+}
+
 func hostOf(addr string) string {
 	h, _, _ := net.SplitHostPort(addr)
 	return h

@@ -401,13 +401,15 @@ func TestRunWithTheSharedPoolExtraMode(t *testing.T) {
 	if !strings.Contains(res.Mode(), "EXTRA") {
 		t.Fatalf("the shared mode is labelled: %q", res.Mode())
 	}
-	httpConns, _, _ := f.connections()
-	shared := false
-	for _, n := range httpConns {
-		shared = shared || n > 1
+	// Six members over the pool's two connections: one carries several.
+	// (Not which connections one member's requests took: with requests
+	// that seldom overlap the pool may reuse one connection for them all.)
+	most := 0
+	for _, n := range f.membersPerConn() {
+		most = max(most, n)
 	}
-	if !shared {
-		t.Fatal("members of the shared mode use the pool's connections")
+	if most < 2 {
+		t.Fatalf("no connection carried more than %d member's requests", most)
 	}
 	if _, err := Run(context.Background(), Config{Gateways: []string{f.srv.URL}, Rooms: 1, Duration: time.Second, SharedConns: 2}); err == nil {
 		t.Fatal("a shared pool with socket sends is refused")
