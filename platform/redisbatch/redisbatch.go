@@ -21,16 +21,17 @@ type Batcher struct {
 	mu      sync.Mutex
 	pending []*scriptCall
 	running bool
-	// wake hands the round trip to the sender goroutine, started once and
-	// kept: it keeps the stack it grew in the Redis client, where a new
-	// goroutine per batch grew its own every time.
-	wake  chan struct{}
-	start sync.Once
+	// wake hands the round trip to the sender goroutine, kept for the
+	// process's life: it keeps the stack it grew in the Redis client, where
+	// a new goroutine per batch grew its own every time.
+	wake chan struct{}
 }
 
-// New returns a batcher on rdb.
+// New returns a batcher on rdb, with its sender goroutine waiting.
 func New(rdb redis.UniversalClient) *Batcher {
-	return &Batcher{rdb: rdb, wake: make(chan struct{}, 1)}
+	p := &Batcher{rdb: rdb, wake: make(chan struct{}, 1)}
+	go p.sender()
+	return p
 }
 
 type scriptCall struct {
@@ -81,7 +82,6 @@ func (p *Batcher) handOver() {
 		return
 	}
 	p.mu.Unlock()
-	p.start.Do(func() { go p.sender() })
 	p.wake <- struct{}{}
 }
 
