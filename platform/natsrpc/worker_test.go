@@ -1,15 +1,13 @@
-package natsrpc
+package natsrpc_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/test"
-	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
+
+	"wisp/platform/natsrpc"
 )
 
 // TestWorkersEndWhenIdle: a burst's workers serve the next requests while
@@ -17,24 +15,15 @@ import (
 // that is served by a new one — with the idle time shortened, and at its
 // real value (outlived twice).
 func TestWorkersEndWhenIdle(t *testing.T) {
-	for _, idle := range []time.Duration{200 * time.Millisecond, workerIdle} {
+	for _, idle := range []time.Duration{200 * time.Millisecond, natsrpc.WorkerIdle} {
 		t.Run(idle.String(), func(t *testing.T) {
 			t.Parallel()
 			ns := test.RunRandClientPortServer()
 			t.Cleanup(ns.Shutdown)
-			nc, err := nats.Connect(ns.ClientURL())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(nc.Close)
-			s, err := NewServer(nc, "test", "1.0.0", slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry(),
-				func(error) (string, string, bool) { return "", "", false })
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.idle = idle
+			s, nc := newServer(t, ns, "test")
+			natsrpc.SetWorkerIdle(s, idle)
 			release := make(chan struct{})
-			if err := Handle(s, "wait", "test.wait", func(ctx context.Context, n int) (int, error) {
+			if err := natsrpc.Handle(s, "wait", "test.wait", func(ctx context.Context, n int) (int, error) {
 				if n == 1 {
 					<-release
 				}
@@ -45,7 +34,7 @@ func TestWorkersEndWhenIdle(t *testing.T) {
 			call := func(n int) error {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				_, err := Call[int](ctx, nc, "test.wait", n)
+				_, err := natsrpc.Call[int](ctx, nc, "test.wait", n)
 				return err
 			}
 
@@ -54,7 +43,7 @@ func TestWorkersEndWhenIdle(t *testing.T) {
 			for range 3 {
 				go func() { done <- call(1) }()
 			}
-			for s.workers.Load() < 3 {
+			for natsrpc.Workers(s) < 3 {
 				time.Sleep(time.Millisecond)
 			}
 			close(release)
@@ -70,11 +59,11 @@ func TestWorkersEndWhenIdle(t *testing.T) {
 				}
 				time.Sleep(idle / 10)
 			}
-			if n := s.workers.Load(); n != 3 {
+			if n := natsrpc.Workers(s); n != 3 {
 				t.Fatalf("%d workers while requests kept coming, want the burst's 3", n)
 			}
 			time.Sleep(2 * idle)
-			if n := s.workers.Load(); n != 0 {
+			if n := natsrpc.Workers(s); n != 0 {
 				t.Fatalf("%d workers after %v idle, want 0", n, 2*idle)
 			}
 			if err := call(2); err != nil {
