@@ -41,8 +41,7 @@ type bench struct {
 	scratch      string
 	out          io.Writer // progress
 	logs         *limitedWriter
-	env          map[string]string            // extra environment for the services
-	envFor       map[string]map[string]string // and for one service (service:K=V)
+	env          map[string]map[string]string // extra environment by service ("": every one)
 	modes        []load.SendMode              // the send modes of the latency and sweep scenarios
 	sections     []string
 	summary      []string
@@ -83,7 +82,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]string{}, envFor: map[string]map[string]string{}}
+	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]map[string]string{}}
 	for _, m := range strings.Split(*modes, ",") {
 		mode, err := load.ParseSendMode(m)
 		if err != nil {
@@ -96,14 +95,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if !ok {
 			continue
 		}
-		if svc, k, one := strings.Cut(k, ":"); one {
-			if b.envFor[svc] == nil {
-				b.envFor[svc] = map[string]string{}
-			}
-			b.envFor[svc][k] = v
-			continue
+		svc := ""
+		if s, name, one := strings.Cut(k, ":"); one {
+			svc, k = s, name
 		}
-		b.env[k] = v
+		if b.env[svc] == nil {
+			b.env[svc] = map[string]string{}
+		}
+		b.env[svc][k] = v
 	}
 
 	started := time.Now()
@@ -161,7 +160,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // says otherwise, rate limits off, nats-server as its own process.
 func (b *bench) start(ctx context.Context, env map[string]string, replicas map[string]int) (*stack.System, error) {
 	e := map[string]string{"RATE_LIMITS": "off"}
-	for k, v := range b.env {
+	for k, v := range b.env[""] {
 		e[k] = v
 	}
 	for k, v := range env {
@@ -170,7 +169,7 @@ func (b *bench) start(ctx context.Context, env map[string]string, replicas map[s
 	logs := &bytes.Buffer{}
 	b.logs = &limitedWriter{w: logs, n: 1 << 20}
 	s, err := stack.Start(ctx, stack.Options{BinDir: b.bin, NATSBin: b.natsBin, Env: e, Replicas: replicas,
-		EnvFor: func(service string, _ int) map[string]string { return b.envFor[service] },
+		EnvFor: func(service string, _ int) map[string]string { return b.env[service] },
 		Logs:   b.logs, Dir: b.scratch})
 	if err != nil {
 		b.logs.mu.Lock()
@@ -189,12 +188,12 @@ func (b *bench) stop(s *stack.System) {
 // envNote names the environment -env added, for the report.
 func (b *bench) envNote() string {
 	var kv []string
-	for k, v := range b.env {
-		kv = append(kv, k+"="+v)
-	}
-	for svc, env := range b.envFor {
+	for svc, env := range b.env {
+		if svc != "" {
+			svc += ":"
+		}
 		for k, v := range env {
-			kv = append(kv, svc+":"+k+"="+v)
+			kv = append(kv, svc+k+"="+v)
 		}
 	}
 	if len(kv) == 0 {
