@@ -52,15 +52,17 @@ func TestWorkersEndWhenIdle(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// Requests that keep coming within the idle time reuse them.
+			// Requests that keep coming within the idle time keep them.
 			for range 5 {
 				if err := call(2); err != nil {
 					t.Fatal(err)
 				}
 				time.Sleep(idle / 10)
 			}
-			if n := natsrpc.Workers(s); n != 3 {
-				t.Fatalf("%d workers while requests kept coming, want the burst's 3", n)
+			// (A request that comes while its worker is still between its
+			// reply and its next receive may start one more: at least 3.)
+			if n := natsrpc.Workers(s); n < 3 {
+				t.Fatalf("%d workers while requests kept coming; none of the burst's 3 should have ended", n)
 			}
 			time.Sleep(2 * idle)
 			if n := natsrpc.Workers(s); n != 0 {
