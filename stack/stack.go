@@ -177,7 +177,7 @@ func (s *System) Spawn(service string, index int) (*Proc, error) {
 	}
 	cmd := exec.Command(filepath.Join(s.opts.BinDir, service))
 	cmd.Env = env
-	cmd.SysProcAttr = ownGroup()
+	cmd.SysProcAttr = testkit.ChildProcAttr()
 	prefix := fmt.Sprintf("%s-%d | ", service, index)
 	cmd.Stdout = prefixWriter(s.opts.Logs, prefix)
 	cmd.Stderr = prefixWriter(s.opts.Logs, prefix)
@@ -380,19 +380,9 @@ func (s *System) startNATSProcess(bin string) error {
 	return s.runNATS(bin, port)
 }
 
-// ownGroup starts a child in a process group of its own: a Ctrl-C at the
-// terminal reaches the launcher alone, which stops the system in order (the
-// gateway first), instead of every process stopping on it at once and the
-// launcher taking the first to end for a crash.
-func ownGroup() *syscall.SysProcAttr {
-	a := testkit.ChildProcAttr()
-	a.Setpgid = true
-	return a
-}
-
 func (s *System) runNATS(bin string, port int) error {
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.SysProcAttr = ownGroup()
+	cmd.SysProcAttr = testkit.ChildProcAttr()
 	cmd.Stdout = prefixWriter(s.opts.Logs, "nats | ")
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
