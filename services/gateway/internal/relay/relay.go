@@ -54,6 +54,9 @@ type Client struct {
 	head   int
 	kicked atomic.Bool
 	reason string // why it was kicked, under mu
+	// resent holds seqs a catch-up queued before their live events came,
+	// under mu: those events are then dropped rather than sent twice.
+	resent []int64
 }
 
 // NewClient returns a client of the room member with the given public
@@ -139,6 +142,24 @@ func (c *Client) Kick(reason string) {
 	if first && c.wake != nil {
 		c.wake()
 	}
+}
+
+// firstCopy reports whether a chat.message with this seq is new to the
+// client, and notes what a catch-up sends: fresh (no live copy relayed
+// yet) means its live event may still come. Notes older than maxAhead seqs
+// are let go: their events are taken as lost.
+func (c *Client) firstCopy(seq int64, catchUp, fresh bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := slices.Contains(c.resent, seq)
+	c.resent = slices.DeleteFunc(c.resent, func(s int64) bool { return s == seq || s+maxAhead < seq })
+	if catchUp && fresh && !seen {
+		c.resent = append(c.resent, seq)
+	}
+	if len(c.resent) == 0 {
+		c.resent = nil
+	}
+	return !seen
 }
 
 func (c *Client) offer(f *ws.Frame) bool {
@@ -301,7 +322,7 @@ func (r *room) stop() {
 // Deliver queues an event of the room for each of its local clients,
 // kicking any whose queue is full.
 func (h *Hub) Deliver(roomID string, data []byte, last bool) {
-	h.deliver(roomID, &ws.Frame{Data: data, Last: last}, "", "")
+	h.deliver(roomID, &ws.Frame{Data: data, Last: last}, "", "", false)
 }
 
 // Outage marks where each room stood when events stopped reaching this
@@ -317,28 +338,31 @@ func (h *Hub) Outage() {
 // DeliverExcept queues a signal of one member (typing, a read receipt, its
 // presence) for the room's clients that belong to another member.
 func (h *Hub) DeliverExcept(roomID string, data []byte, member string) {
-	h.deliver(roomID, &ws.Frame{Data: data}, member, "")
+	h.deliver(roomID, &ws.Frame{Data: data}, member, "", false)
 }
 
 // DeliverTo queues a frame for the room's clients of one member.
 func (h *Hub) DeliverTo(roomID string, data []byte, member string) {
-	h.deliver(roomID, &ws.Frame{Data: data}, "", member)
+	h.deliver(roomID, &ws.Frame{Data: data}, "", member, false)
 }
 
 // deliver queues f for the room's clients, skipping except's and, when
-// only is set, everyone else's.
-func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string) {
+// only is set, everyone else's. A message a catch-up already queued for a
+// client is not queued again when its live event comes.
+func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string, catchUp bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	r, ok := h.rooms[roomID]
 	if !ok {
 		return
 	}
-	if seq, ok := contract.SeqOf(f.Data); ok {
-		r.seqs.add(seq)
-	}
+	seq, isMessage := contract.SeqOf(f.Data)
+	fresh := isMessage && r.seqs.add(seq)
 	for _, c := range r.clients {
 		if except != "" && c.member == except || only != "" && c.member != only {
+			continue
+		}
+		if isMessage && !c.firstCopy(seq, catchUp, fresh) {
 			continue
 		}
 		if c.offer(f) {
@@ -383,8 +407,8 @@ const resyncWorkers = 16
 // while events could not reach this gateway (NATS was away, or Redis lost
 // its data): the messages after the newest one relayed before the Outage
 // (or now, without one), and the room's end when it is gone. A message
-// that also arrived live meanwhile reaches clients twice; they tell
-// repeats by id and seq. A room that cannot be read now keeps its mark
+// relayed live before the catch-up reaches clients twice (they tell
+// repeats by id and seq); one whose live event comes after is sent once. A room that cannot be read now keeps its mark
 // for the next resync, and counts in failed.
 func (h *Hub) Resync(ctx context.Context, hist History) (caughtUp, ended, failed int) {
 	type job struct {
@@ -452,7 +476,7 @@ func (h *Hub) resyncRoom(ctx context.Context, hist History, id string, r *room, 
 			return delivered, false, err
 		}
 		for _, m := range page.Messages {
-			h.Deliver(id, contract.MessageEvent(m), false)
+			h.deliver(id, &ws.Frame{Data: contract.MessageEvent(m)}, "", "", true)
 			delivered++
 		}
 		if !page.More || len(page.Messages) == 0 {

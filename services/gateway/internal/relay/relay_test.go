@@ -328,6 +328,41 @@ func TestResyncWithoutOutageSendsNothingAgain(t *testing.T) {
 	}
 }
 
+// TestLiveEventsOfCaughtUpMessagesAreNotSentAgain: a resync can read a
+// message from Redis before its event reaches the gateway; when the event
+// comes, the clients the catch-up sent it to do not get it twice, while a
+// socket that joined in between still gets every later event.
+func TestLiveEventsOfCaughtUpMessagesAreNotSentAgain(t *testing.T) {
+	h := NewHub(newFake())
+	a := NewClient("alice", "tok-a", 64)
+	_ = h.Join("r", a, State{LastSeq: 2})
+	hist := &fakeHistory{page: 10}
+	for seq := int64(1); seq <= 4; seq++ {
+		hist.msgs = append(hist.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	h.Resync(context.Background(), roomsHistory{"r": hist})
+	b := NewClient("bob", "tok-b", 64)
+	_ = h.Join("r", b, State{LastSeq: 4})
+	for seq := int64(3); seq <= 5; seq++ {
+		h.Deliver("r", contract.MessageEvent(contract.Message{ID: fmt.Sprint("m", seq), Seq: seq}), false)
+	}
+	if got := seqs(a); fmt.Sprint(got) != "[3 4 5]" {
+		t.Fatalf("alice got seqs %v, want 3 4 from the catch-up, then only 5", got)
+	}
+	if got := seqs(b); fmt.Sprint(got) != "[3 4 5]" {
+		t.Fatalf("bob, who joined after the catch-up, got seqs %v, want every later event", got)
+	}
+	if a.resent != nil {
+		t.Fatalf("alice still holds notes %v once their events came", a.resent)
+	}
+	// A note whose event never comes is let go once maxAhead later ones did.
+	h.Resync(context.Background(), roomsHistory{"r": &fakeHistory{page: 10, msgs: []contract.Message{{ID: "m6", Seq: 6}}}})
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "late", Seq: 7 + maxAhead}), false)
+	if a.resent != nil {
+		t.Fatalf("alice keeps %v, whose event was lost", a.resent)
+	}
+}
+
 func TestRelayedMarksAnUnbrokenRun(t *testing.T) {
 	var s relayed
 	s.skipTo(5)

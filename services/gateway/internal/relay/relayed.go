@@ -21,24 +21,28 @@ type relayed struct {
 	ahead []int64 // sorted, each > upTo+1
 }
 
-// add records seq as relayed.
-func (s *relayed) add(seq int64) {
+// add records seq as relayed, and reports whether it was not already.
+func (s *relayed) add(seq int64) (fresh bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case seq <= s.upTo:
+		return false
 	case seq == s.upTo+1:
 		s.upTo = seq
 	default:
-		if i, found := slices.BinarySearch(s.ahead, seq); !found {
-			s.ahead = slices.Insert(s.ahead, i, seq)
+		i, found := slices.BinarySearch(s.ahead, seq)
+		if found {
+			return false
 		}
+		s.ahead = slices.Insert(s.ahead, i, seq)
 		if len(s.ahead) > maxAhead {
 			s.upTo = s.ahead[0]
 			s.ahead = s.ahead[1:]
 		}
 	}
 	s.settle()
+	return true
 }
 
 // skipTo records every seq up to seq as relayed (the newest message when
