@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"wisp/testkit"
 )
@@ -389,7 +390,25 @@ func (s *System) runNATS(bin string, port int) error {
 		return fmt.Errorf("start nats-server: %w", err)
 	}
 	s.natsCmd, s.NATSURL = cmd, "nats://127.0.0.1:"+strconv.Itoa(port)
-	return nil
+	return waitNATS(s.NATSURL, 10*time.Second)
+}
+
+// waitNATS returns once a client can connect to url. Services would retry
+// on their own, but what they announce at start (expiry's "check your
+// rooms" on a new Redis) would then come seconds later, mid-run.
+func waitNATS(url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		nc, err := nats.Connect(url, nats.Timeout(time.Second))
+		if err == nil {
+			nc.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nats-server at %s: %w", url, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // RestartNATS kills the nats-server process and starts a new one on the
