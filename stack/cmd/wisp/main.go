@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"wisp/platform/service"
 	"wisp/stack"
@@ -24,6 +25,10 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// signalGrace is how long after a service ends by itself the launcher
+// waits for the signal that may have ended it.
+const signalGrace = time.Second
 
 // passed are the settings of `make run` that go to the services as they are.
 var passed = []string{"ROOM_TTL", "ALLOWED_ORIGINS", "RATE_LIMITS", "LOG_LEVEL"}
@@ -65,11 +70,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(stdout, "stopping wisp…")
 	case p := <-s.Watch():
-		_ = s.Stop(context.Background())
-		return fmt.Errorf("%s-%d exited unexpectedly: %w", p.Service, p.Index, p.Err())
+		// A Ctrl-C at a terminal reaches every service too, and one may
+		// end before this process has seen its own.
+		select {
+		case <-ctx.Done():
+		case <-time.After(signalGrace):
+			_ = s.Stop(context.Background())
+			return fmt.Errorf("%s-%d exited unexpectedly: %w", p.Service, p.Index, p.Err())
+		}
 	}
+	fmt.Fprintln(stdout, "stopping wisp…")
 	if err := s.Stop(context.Background()); err != nil {
 		return err
 	}
