@@ -154,6 +154,16 @@ func TestSeqOfReadsMessageFrames(t *testing.T) {
 			t.Fatalf("seq found in %s", f)
 		}
 	}
+	reply, err := json.Marshal(SendReply{Message: Message{ID: "V1StGXR8_Z5jdHi6B-myA", Seq: 77, Text: `"seq":9`, Token: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, ok := ReplySeq(reply); !ok || seq != 77 {
+		t.Fatalf("ReplySeq(%s) = %d, %v", reply, seq, ok)
+	}
+	if _, ok := ReplySeq(frame); ok {
+		t.Fatal("ReplySeq read a chat.message frame as a reply")
+	}
 }
 
 // TestDeadlineKeysShareHashTag: the deadline set, its outbox and its epoch

@@ -43,15 +43,26 @@ func MessageEvent(m Message) []byte {
 // SeqOf reads the seq of a chat.message frame as MessageEvent writes it,
 // without decoding the rest; ok is false for any other frame.
 func SeqOf(frame []byte) (seq int64, ok bool) {
-	const prefix = `{"event":"` + EventMessage + `","data":{`
-	if !bytes.HasPrefix(frame, []byte(prefix)) {
+	return seqAfter(frame, `{"event":"`+EventMessage+`","data":{`)
+}
+
+// ReplySeq reads the seq of the message in a SendReply as JSON encodes it.
+func ReplySeq(reply []byte) (seq int64, ok bool) {
+	return seqAfter(reply, `{"message":{`)
+}
+
+// seqAfter reads the first "seq" field after prefix, which b must start
+// with. Only an id (no quotes in it) comes before seq in a Message, so the
+// first one is the message's own, whatever its text.
+func seqAfter(b []byte, prefix string) (seq int64, ok bool) {
+	if !bytes.HasPrefix(b, []byte(prefix)) {
 		return 0, false
 	}
-	i := bytes.Index(frame[len(prefix):], []byte(`"seq":`))
+	i := bytes.Index(b[len(prefix):], []byte(`"seq":`))
 	if i < 0 {
 		return 0, false
 	}
-	digits := frame[len(prefix)+i+len(`"seq":`):]
+	digits := b[len(prefix)+i+len(`"seq":`):]
 	n := 0
 	for n < len(digits) && n < 19 && digits[n] >= '0' && digits[n] <= '9' {
 		seq = seq*10 + int64(digits[n]-'0')

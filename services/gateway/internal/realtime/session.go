@@ -25,9 +25,14 @@ type Signals interface {
 	Signal(subject, member string, frame []byte) error
 }
 
-// Outbox queues a frame for this socket alone.
+// Outbox queues a frame for this socket alone. Hold, when a send goes
+// out, lets the outbox keep what comes meanwhile, so that the message's
+// own event and the answer (Answer; seq is the stored message's, 0 for an
+// error) are written together.
 type Outbox interface {
 	Send(frame []byte) bool
+	Hold()
+	Answer(frame []byte, seq int64) bool
 }
 
 // Limits of what one socket may send.
@@ -211,6 +216,7 @@ func (s *Session) send(f frame) {
 		s.inflight = make(chan struct{}, MaxInFlight)
 	}
 	s.inflight <- struct{}{}
+	s.out.Hold()
 	go func() {
 		defer func() { <-s.inflight }()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
@@ -218,10 +224,11 @@ func (s *Session) send(f frame) {
 		raw, err := s.cfg.Backend.Send(ctx, req)
 		if err != nil {
 			status, text := s.cfg.Status(err)
-			s.fail(&req.ClientID, status, text)
+			s.out.Answer(errorFrame(&req.ClientID, status, text), 0)
 			return
 		}
-		s.out.Send(AckFrame(req.ClientID, raw))
+		seq, _ := contract.ReplySeq(raw)
+		s.out.Answer(AckFrame(req.ClientID, raw), seq)
 	}()
 }
 
@@ -244,12 +251,16 @@ type errorData struct {
 }
 
 func (s *Session) fail(clientID *string, status int, text string) {
+	s.out.Send(errorFrame(clientID, status, text))
+}
+
+func errorFrame(clientID *string, status int, text string) []byte {
 	d := errorData{Status: status, Error: text}
 	if clientID != nil && contract.ValidClientID(*clientID) {
 		d.ClientID = *clientID
 	}
 	data, _ := json.Marshal(d) // a fixed struct always encodes
-	s.out.Send(append(append([]byte(`{"event":"error","data":`), data...), '}'))
+	return append(append([]byte(`{"event":"error","data":`), data...), '}')
 }
 
 func (s *Session) typing() {

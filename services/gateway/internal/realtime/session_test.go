@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -17,12 +18,19 @@ type fakes struct {
 	sent    [][]byte
 	signals []string
 	reqs    []contract.SendRequest
+	holds   int     // sends awaiting their answer
+	answers []int64 // the seq of each answer
+	err     error   // what Send fails with
 }
 
 func (f *fakes) Send(_ context.Context, req contract.SendRequest) ([]byte, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
+	err := f.err
 	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	return json.Marshal(contract.SendReply{Message: contract.Message{ID: "m1", Seq: 1, Text: req.Text, Token: "marker"}})
 }
 
@@ -57,6 +65,16 @@ func (f *fakes) waitSent(n int) {
 type outbox struct{ f *fakes }
 
 func (o outbox) Send(frame []byte) bool { return o.f.push(frame) }
+
+func (o outbox) Hold() { o.f.mu.Lock(); o.f.holds++; o.f.mu.Unlock() }
+
+func (o outbox) Answer(frame []byte, seq int64) bool {
+	o.f.mu.Lock()
+	o.f.holds--
+	o.f.answers = append(o.f.answers, seq)
+	o.f.mu.Unlock()
+	return o.f.push(frame)
+}
 
 func newTestSession(limits bool) (*Session, *fakes) {
 	f := &fakes{}
@@ -95,6 +113,24 @@ func TestSendPassesTheRequestAndAcks(t *testing.T) {
 	}
 	if len(f.sent) != 1 || string(f.sent[0][:16]) != `{"event":"ack","` {
 		t.Fatalf("frames %q", f.sent)
+	}
+	if len(f.answers) != 1 || f.answers[0] != 1 || f.holds != 0 {
+		t.Fatalf("the ack must be the answer, with its message's seq, that ends the send's hold: answers %v, %d holds left", f.answers, f.holds)
+	}
+}
+
+func TestAFailedSendIsAnsweredWithItsError(t *testing.T) {
+	s, f := newTestSession(false)
+	f.err = errors.New("messages down")
+	s.OnText([]byte(`{"type":"send","clientId":"c1","sender":"al","text":"hi"}`))
+	f.waitSent(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sent) != 1 || string(f.sent[0]) != `{"event":"error","data":{"clientId":"c1","status":503,"error":"down"}}` {
+		t.Fatalf("frames %q", f.sent)
+	}
+	if len(f.answers) != 1 || f.answers[0] != 0 || f.holds != 0 {
+		t.Fatalf("the error must be the answer, without a seq, that ends the send's hold: answers %v, %d holds left", f.answers, f.holds)
 	}
 }
 

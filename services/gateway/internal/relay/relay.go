@@ -57,7 +57,20 @@ type Client struct {
 	// resent holds seqs a catch-up queued before their live events came,
 	// under mu: those events are then dropped rather than sent twice.
 	resent []int64
+	// holds counts the client's own sends awaiting their answer, and
+	// awaited is the seq of an answered one whose event has not come yet
+	// (under mu). Meanwhile frames queue without waking the writer, so a
+	// sent message's event and its answer (which come moments apart, in
+	// either order) go out in one write instead of two. late wakes the
+	// writer if that takes longer than maxHold; armed says it is running.
+	holds   int32
+	armed   bool
+	awaited int64
+	late    *time.Timer
 }
+
+// maxHold bounds how long a frame waits behind the client's own send.
+const maxHold = 2 * time.Millisecond
 
 // NewClient returns a client of the room member with the given public
 // marker and secret token, with room for queueSize pending frames.
@@ -120,14 +133,97 @@ func (c *Client) CloseStatus() (ws.StatusCode, string) {
 	return ws.StatusNormal, r
 }
 
-// Send queues a frame for this client alone (an answer to what it sent);
-// a client too far behind to take it is kicked as slow.
+// Send queues a frame for this client alone (an error, its presence) and
+// wakes the writer, held frames or not; a client too far behind to take it
+// is kicked as slow.
 func (c *Client) Send(data []byte) bool {
-	if c.offer(&ws.Frame{Data: data}) {
-		return true
+	c.mu.Lock()
+	ok := c.enqueueLocked(&ws.Frame{Data: data})
+	c.mu.Unlock()
+	c.wakeUp()
+	if !ok {
+		c.Kick(ReasonSlow)
 	}
-	c.Kick(ReasonSlow)
+	return ok
+}
+
+// Hold keeps the client's frames queued, unwritten, until Answer (or
+// maxHold): call it when a send of the client's own goes out.
+func (c *Client) Hold() {
+	c.mu.Lock()
+	c.holds++
+	c.mu.Unlock()
+}
+
+// Answer queues the answer to a send and ends its Hold. seq is the stored
+// message's (0 for an error): until its event is queued too, or maxHold
+// passes, the answer waits for it, and the writer then takes both. A
+// client too far behind is kicked as slow.
+func (c *Client) Answer(data []byte, seq int64) bool {
+	c.mu.Lock()
+	ok := c.enqueueLocked(&ws.Frame{Data: data})
+	if c.holds > 0 {
+		c.holds--
+	}
+	if seq > 0 && !c.queuedLocked(seq) {
+		c.awaited = seq
+	}
+	held := c.heldLocked()
+	c.mu.Unlock()
+	if !held {
+		c.wakeUp()
+	}
+	if !ok {
+		c.Kick(ReasonSlow)
+	}
+	return ok
+}
+
+// queuedLocked reports whether the chat.message of seq waits in the queue.
+func (c *Client) queuedLocked(seq int64) bool {
+	for _, f := range c.queue[c.head:] {
+		if s, ok := contract.SeqOf(f.Data); ok && s == seq {
+			return true
+		}
+	}
 	return false
+}
+
+// heldLocked reports whether queued frames must wait, and makes sure the
+// late timer will let them out; when nothing holds them any more it stops
+// the timer (called with mu held).
+func (c *Client) heldLocked() bool {
+	if c.holds == 0 && c.awaited == 0 {
+		if c.armed {
+			c.armed = false
+			c.late.Stop()
+		}
+		return false
+	}
+	if !c.armed {
+		c.armed = true
+		if c.late == nil {
+			c.late = time.AfterFunc(maxHold, c.lateAnswer)
+		} else {
+			c.late.Reset(maxHold)
+		}
+	}
+	return true
+}
+
+// lateAnswer lets held frames out, and stops waiting for an event that
+// may never come (it was written earlier, or went to another socket).
+func (c *Client) lateAnswer() {
+	c.mu.Lock()
+	c.armed, c.awaited = false, 0
+	c.mu.Unlock()
+	c.wakeUp()
+}
+
+func (c *Client) wakeUp() {
+	if c.wake != nil {
+		c.wake()
+	}
 }
 
 // Kick asks the client's writer to disconnect it; only the first reason is kept.
@@ -139,8 +235,8 @@ func (c *Client) Kick(reason string) {
 		c.kicked.Store(true)
 	}
 	c.mu.Unlock()
-	if first && c.wake != nil {
-		c.wake()
+	if first {
+		c.wakeUp()
 	}
 }
 
@@ -162,10 +258,25 @@ func (c *Client) firstCopy(seq int64, catchUp, fresh bool) bool {
 	return !seen
 }
 
-func (c *Client) offer(f *ws.Frame) bool {
+// offer queues f, a chat.message of seq (or 0: another frame), and wakes
+// the writer unless the client's own send holds it.
+func (c *Client) offer(f *ws.Frame, seq int64) bool {
 	c.mu.Lock()
+	ok := c.enqueueLocked(f)
+	if ok && seq != 0 && seq == c.awaited {
+		c.awaited = 0
+	}
+	held := ok && c.heldLocked()
+	c.mu.Unlock()
+	if ok && !held {
+		c.wakeUp()
+	}
+	return ok
+}
+
+// enqueueLocked appends f unless max frames wait (called with mu held).
+func (c *Client) enqueueLocked(f *ws.Frame) bool {
 	if len(c.queue)-c.head >= c.max {
-		c.mu.Unlock()
 		return false
 	}
 	if c.head > 0 && len(c.queue) == cap(c.queue) {
@@ -175,10 +286,6 @@ func (c *Client) offer(f *ws.Frame) bool {
 		c.queue, c.head = c.queue[:n], 0
 	}
 	c.queue = append(c.queue, f)
-	c.mu.Unlock()
-	if c.wake != nil {
-		c.wake()
-	}
 	return true
 }
 
@@ -365,7 +472,7 @@ func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string, catchUp b
 		if isMessage && !c.firstCopy(seq, catchUp, fresh) {
 			continue
 		}
-		if c.offer(f) {
+		if c.offer(f, seq) {
 			h.Stats.Relayed.Add(1)
 		} else {
 			h.Stats.Dropped.Add(1)

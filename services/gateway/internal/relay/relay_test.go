@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -401,7 +402,7 @@ func TestQueueGrowsOnlyWhileFramesWait(t *testing.T) {
 	c := NewClient("m", "tok", 64)
 	for round := range 3 {
 		for i := range 40 {
-			if !c.offer(&ws.Frame{Data: []byte{byte(round), byte(i)}}) {
+			if !c.offer(&ws.Frame{Data: []byte{byte(round), byte(i)}}, 0) {
 				t.Fatal("refused within the bound")
 			}
 			if i%3 == 2 { // take some while others come
@@ -418,9 +419,109 @@ func TestQueueGrowsOnlyWhileFramesWait(t *testing.T) {
 		}
 	}
 	for range 64 {
-		c.offer(&ws.Frame{})
+		c.offer(&ws.Frame{}, 0)
 	}
-	if c.offer(&ws.Frame{}) {
+	if c.offer(&ws.Frame{}, 0) {
 		t.Fatal("a frame beyond the bound was queued")
 	}
+}
+
+// wakes counts a client's writer wake-ups.
+func wakes(c *Client) *atomic.Int32 {
+	n := new(atomic.Int32)
+	c.OnWake(func() { n.Add(1) })
+	return n
+}
+
+// TestASendsEventAndAnswerGoOutTogether: while the client's own send
+// awaits its answer, the room's events queue unwritten, and an answer
+// waits for its message's event; whichever of the two comes last wakes the
+// writer, once, for both. Other clients are never held.
+func TestASendsEventAndAnswerGoOutTogether(t *testing.T) {
+	event := func(seq int64) []byte {
+		return contract.MessageEvent(contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	for _, order := range []string{"event first", "answer first"} {
+		t.Run(order, func(t *testing.T) {
+			h := NewHub(newFake())
+			sender, other := NewClient("a", "tok", 8), NewClient("b", "tok", 8)
+			sw, ow := wakes(sender), wakes(other)
+			_ = h.Join("r", sender, State{})
+			_ = h.Join("r", other, State{})
+			sender.Hold()
+			first, second := func() { h.Deliver("r", event(1), false) }, func() { sender.Answer([]byte("ack"), 1) }
+			if order == "answer first" {
+				first, second = second, first
+			}
+			first()
+			if sw.Load() != 0 {
+				t.Fatalf("the sender's writer was woken %d times before both had come", sw.Load())
+			}
+			second()
+			if sw.Load() != 1 || ow.Load() != 1 {
+				t.Fatalf("woken: sender %d times, other %d; want 1 each", sw.Load(), ow.Load())
+			}
+			if sender.Queued() != 2 {
+				t.Fatalf("%d frames queued for the sender, want the event and the ack", sender.Queued())
+			}
+			// Nothing held any more: the next event is written at once.
+			h.Deliver("r", event(2), false)
+			if sw.Load() != 2 {
+				t.Fatalf("after the answer an event woke the sender %d times in all, want 2", sw.Load())
+			}
+		})
+	}
+}
+
+// TestNothingIsHeldLong: frames behind a send whose answer is late, and an
+// answer whose event never comes, go out after maxHold; a kick, an error
+// answer and other clients' frames are never held.
+func TestNothingIsHeldLong(t *testing.T) {
+	waitWake := func(t *testing.T, woke chan struct{}, start time.Time) {
+		t.Helper()
+		select {
+		case <-woke:
+			if held := time.Since(start); held < maxHold {
+				t.Fatalf("woken after %v, before maxHold %v", held, maxHold)
+			}
+		case <-time.After(time.Second):
+			t.Fatal("a held frame was never let out")
+		}
+	}
+	newClient := func() (*Client, chan struct{}) {
+		c := NewClient("a", "tok", 8)
+		woke := make(chan struct{}, 8)
+		c.OnWake(func() { woke <- struct{}{} })
+		return c, woke
+	}
+	t.Run("late answer", func(t *testing.T) {
+		c, woke := newClient()
+		c.Hold()
+		start := time.Now()
+		c.offer(&ws.Frame{Data: []byte("m1")}, 0)
+		waitWake(t, woke, start)
+		c.Kick(ReasonSlow)
+		select {
+		case <-woke:
+		default:
+			t.Fatal("a kick waited behind an unanswered send")
+		}
+	})
+	t.Run("event that never comes", func(t *testing.T) {
+		c, woke := newClient()
+		c.Hold()
+		start := time.Now()
+		c.Answer([]byte("ack"), 9)
+		waitWake(t, woke, start)
+	})
+	t.Run("error answer", func(t *testing.T) {
+		c, woke := newClient()
+		c.Hold()
+		c.Answer([]byte("error"), 0)
+		select {
+		case <-woke:
+		default:
+			t.Fatal("an error answer waited")
+		}
+	})
 }
