@@ -140,11 +140,7 @@ func (c *Client) Send(data []byte) bool {
 	c.mu.Lock()
 	ok := c.enqueueLocked(&ws.Frame{Data: data})
 	c.mu.Unlock()
-	c.wakeUp()
-	if !ok {
-		c.Kick(ReasonSlow)
-	}
-	return ok
+	return c.settle(ok, false)
 }
 
 // Hold keeps the client's frames queued, unwritten, until Answer (or
@@ -165,11 +161,17 @@ func (c *Client) Answer(data []byte, seq int64) bool {
 	if c.holds > 0 {
 		c.holds--
 	}
-	if seq > 0 && !c.queuedLocked(seq) {
+	if seq > 0 && !c.eventWaitsLocked(seq) {
 		c.awaited = seq
 	}
 	held := c.heldLocked()
 	c.mu.Unlock()
+	return c.settle(ok, held)
+}
+
+// settle follows a frame queued for this client alone: it wakes the writer
+// unless frames are held, and kicks the client if the queue had no room.
+func (c *Client) settle(ok, held bool) bool {
 	if !held {
 		c.wakeUp()
 	}
@@ -179,8 +181,8 @@ func (c *Client) Answer(data []byte, seq int64) bool {
 	return ok
 }
 
-// queuedLocked reports whether the chat.message of seq waits in the queue.
-func (c *Client) queuedLocked(seq int64) bool {
+// eventWaitsLocked reports whether the chat.message of seq waits in the queue.
+func (c *Client) eventWaitsLocked(seq int64) bool {
 	for _, f := range c.queue[c.head:] {
 		if s, ok := contract.SeqOf(f.Data); ok && s == seq {
 			return true
