@@ -473,8 +473,8 @@ func TestASendsEventAndAnswerGoOutTogether(t *testing.T) {
 	}
 }
 
-// TestNothingIsHeldLong: frames behind a send whose answer is late, and an
-// answer whose event never comes, go out after maxHold; a kick, an error
+// TestNothingIsHeldLong: frames behind a send whose answer is late (time
+// after time), and an answer whose event never comes, go out after maxHold; a kick, an error
 // answer and other clients' frames are never held.
 func TestNothingIsHeldLong(t *testing.T) {
 	waitWake := func(t *testing.T, woke chan struct{}, start time.Time) {
@@ -499,6 +499,11 @@ func TestNothingIsHeldLong(t *testing.T) {
 		c.Hold()
 		start := time.Now()
 		c.offer(&ws.Frame{Data: []byte("m1")}, 0)
+		waitWake(t, woke, start)
+		// Still unanswered: the next frame waits again, behind the same
+		// timer set once more, and is let out again.
+		start = time.Now()
+		c.offer(&ws.Frame{Data: []byte("m2")}, 0)
 		waitWake(t, woke, start)
 		c.Kick(ReasonSlow)
 		select {
