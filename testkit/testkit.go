@@ -84,9 +84,7 @@ func (r *Redis) start() error {
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx).Err()
-		cancel()
+		err := ping(c, r.Addr)
 		if err == nil {
 			return nil
 		}
@@ -96,6 +94,20 @@ func (r *Redis) start() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// ping asks the server at addr for PONG. Until it listens, a plain dial
+// fails first: go-redis would log every refused dial (on the launcher's
+// screen, too) while the server starts.
+func ping(c *redis.Client, addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	_ = conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
 }
 
 // Stop kills the server; it is safe to call twice.
