@@ -133,12 +133,21 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	return s, nil
 }
 
-// OneProc are the services run with GOMAXPROCS=1 (unless the environment
-// or Options set it): they wait on Redis and NATS more than they compute,
-// and on a machine the whole system shares, each process's idle threads
-// spinning for work took cores from the others (bench/NOTES.md has the
-// figures). docker-compose.yml and deploy/base set the same.
-var OneProc = []string{"rooms", "messages", "expiry"}
+// OneProc are the processes run with GOMAXPROCS=1 (unless the environment
+// or Options set it): three services that wait on Redis and NATS more than
+// they compute, and a child nats-server, which hands messages on. On a
+// machine the whole system shares, each process's idle threads spinning
+// for work took cores from the others (bench/NOTES.md has the figures).
+// docker-compose.yml and deploy (base; overlays/dev for NATS) set the same.
+var OneProc = []string{"rooms", "messages", "expiry", "nats-server"}
+
+// oneProc adds GOMAXPROCS=1 to env when name is in OneProc.
+func oneProc(env []string, name string) []string {
+	if slices.Contains(OneProc, name) && os.Getenv("GOMAXPROCS") == "" {
+		env = append(env, "GOMAXPROCS=1")
+	}
+	return env
+}
 
 // Spawn starts one more process of service.
 func (s *System) Spawn(service string, index int) (*Proc, error) {
@@ -153,9 +162,7 @@ func (s *System) Spawn(service string, index int) (*Proc, error) {
 		"OPS_ADDR=127.0.0.1:"+strconv.Itoa(opsPort),
 		"LOG_FORMAT="+s.opts.LogFormat,
 	)
-	if slices.Contains(OneProc, service) && os.Getenv("GOMAXPROCS") == "" {
-		env = append(env, "GOMAXPROCS=1")
-	}
+	env = oneProc(env, service)
 	if service == "gateway" {
 		addr := s.opts.HTTPAddr
 		if addr == "" || s.gateways() > 0 {
@@ -383,6 +390,7 @@ func (s *System) startNATSProcess(bin string) error {
 
 func (s *System) runNATS(bin string, port int) error {
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Env = oneProc(os.Environ(), "nats-server")
 	cmd.SysProcAttr = testkit.ChildProcAttr()
 	cmd.Stdout = prefixWriter(s.opts.Logs, "nats | ")
 	cmd.Stderr = cmd.Stdout

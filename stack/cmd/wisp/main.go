@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if v := getenv(k); v != "" {
 			opts.Env[k] = v
 		}
+	}
+	if opts.NATSURL == "" && getenv("GOMAXPROCS") == "" {
+		// NATS runs in this process, which does little else: one P, as a
+		// child nats-server gets (stack.OneProc).
+		runtime.GOMAXPROCS(1)
 	}
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
