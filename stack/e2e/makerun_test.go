@@ -69,6 +69,11 @@ func TestMakeRun(t *testing.T) {
 		}
 	}
 	waitFor("wisp is running: open http://"+addr, 3*time.Minute)
+	// Starting prints no errors: the launcher waited for redis-server
+	// without go-redis logging each refused dial.
+	if strings.Contains(transcript.String(), "failed to dial") {
+		t.Errorf("make run printed connection errors while starting:\n%s", transcript.String())
+	}
 
 	ctx := context.Background()
 	base := "http://" + addr
