@@ -133,7 +133,7 @@ func (c *Cluster) startNATS(ctx context.Context, bin string, n int, logs interfa
 		node.cmd = exec.Command(bin, "-n", node.Name, "-a", "127.0.0.1", "-p", strconv.Itoa(p.client),
 			"-m", strconv.Itoa(p.monitor), "--cluster_name", "wisp",
 			"--cluster", "nats://127.0.0.1:"+strconv.Itoa(p.route), "--routes", strings.Join(routes, ","))
-		node.cmd.Env = oneProc(os.Environ(), "nats-server")
+		// Go's default here, as a deployment's NATS cluster (not ours to size).
 		node.cmd.SysProcAttr = testkit.ChildProcAttr()
 		if logs != nil {
 			node.cmd.Stdout = prefixWriter(logs, node.Name+" | ")
