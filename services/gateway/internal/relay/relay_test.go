@@ -474,8 +474,9 @@ func TestASendsEventAndAnswerGoOutTogether(t *testing.T) {
 }
 
 // TestNothingIsHeldLong: frames behind a send whose answer is late (time
-// after time), and an answer whose event never comes, go out after maxHold; a kick, an error
-// answer and other clients' frames are never held.
+// after time), and an answer whose event never comes, go out after
+// maxHold; a kick, an error answer and other clients' frames are never
+// held.
 func TestNothingIsHeldLong(t *testing.T) {
 	waitWake := func(t *testing.T, woke chan struct{}, start time.Time) {
 		t.Helper()
