@@ -324,7 +324,8 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Call sends req to subject and decodes the reply into Rep. A failed reply
-// comes back as *contract.Error; no responder as 503.
+// comes back as *contract.Error; no responder as 503 (which also matches
+// nats.ErrNoResponders, see Request).
 func Call[Rep any](ctx context.Context, nc *nats.Conn, subject string, req any) (Rep, error) {
 	var rep Rep
 	data, err := Request(ctx, nc, subject, req)
@@ -338,6 +339,8 @@ func Call[Rep any](ctx context.Context, nc *nats.Conn, subject string, req any) 
 }
 
 // Request is Call without decoding: it returns the reply's JSON as sent.
+// Its 503 for no responder also matches nats.ErrNoResponders: no replica
+// received the request, so sending it again is safe whatever it does.
 func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byte, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -345,8 +348,12 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byt
 	}
 	msg, err := nc.RequestWithContext(ctx, subject, body)
 	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			return nil, &contract.Error{Code: contract.CodeUnavailable, Description: "service unavailable"}
+		unavailable := &contract.Error{Code: contract.CodeUnavailable, Description: "service unavailable"}
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			return nil, fmt.Errorf("%w (%w)", unavailable, nats.ErrNoResponders)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+			return nil, unavailable
 		}
 		return nil, err
 	}

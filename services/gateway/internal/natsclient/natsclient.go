@@ -55,6 +55,9 @@ const retryPause = 150 * time.Millisecond
 // it answers 503 at once rather than wait out the timeout; a call that may
 // be retried is tried once more when no replica answered or one said it
 // was unavailable — the queue group hands the retry to another replica.
+// Any call is tried once more when no replica received it (no responders):
+// a replica that just started, or moved, may not be known yet to this
+// gateway's node of a NATS cluster.
 func raw(ctx context.Context, b *Backend, subject string, req any, retry bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
@@ -62,7 +65,8 @@ func raw(ctx context.Context, b *Backend, subject string, req any, retry bool) (
 		return nil, errUnavailable
 	}
 	data, err := natsrpc.Request(ctx, b.nc, subject, req)
-	if retry && unavailable(err) && ctx.Err() == nil {
+	again := errors.Is(err, nats.ErrNoResponders) || retry && unavailable(err)
+	if again && ctx.Err() == nil {
 		select {
 		case <-time.After(retryPause):
 			data, err = natsrpc.Request(ctx, b.nc, subject, req)

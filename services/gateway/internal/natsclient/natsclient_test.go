@@ -68,6 +68,39 @@ func TestCallsThatMayRepeatAreTriedOnceMore(t *testing.T) {
 	}
 }
 
+// TestEveryCallIsTriedAgainWhenNoReplicaGotIt: a room creation, which is
+// never repeated once a replica had it, is sent again when no replica was
+// there to receive it (one that just started, not yet known to this
+// gateway's NATS node), and succeeds once one is.
+func TestEveryCallIsTriedAgainWhenNoReplicaGotIt(t *testing.T) {
+	ns := testkit.StartNATS(t)
+	b := natsclient.NewBackend(testkit.Connect(t, ns), 2*time.Second)
+	requests := func() int64 {
+		v, err := ns.Varz(nil)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		return v.InMsgs
+	}
+	before := requests()
+	var asked *atomic.Int32
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		// The replica comes once the first try has found nobody.
+		for requests() == before {
+			time.Sleep(time.Millisecond)
+		}
+		asked = replica(t, testkit.Connect(t, ns), contract.SubjectRoomCreate, 0, `{"roomId":"r1"}`)
+	}()
+	rep, err := b.CreateRoom(context.Background(), contract.CreateRoomRequest{})
+	<-started
+	if err != nil || rep.RoomID != "r1" || asked.Load() != 1 {
+		t.Fatalf("create = %+v, %v; want the room from the second try, the replica asked once", rep, err)
+	}
+}
+
 // TestUnavailableAtOnceWithoutNATS: with no replica listening a call is
 // 503 after one retry, and with NATS away it is 503 at once, not after the
 // call's timeout.
