@@ -73,7 +73,7 @@ func TestClusterTopology(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	ends := recordEnds(t, nc)
+	ends := recordEnds(t, nc, rdb)
 
 	// A conversation across gateways and NATS nodes.
 	talk := openRoom(t, ctx, gws[0], gws[1])
@@ -235,13 +235,14 @@ func seedExpiring(t *testing.T, rdb redis.UniversalClient, n int, from time.Time
 
 // endRecorder counts the chat.destroy announcements of each room.
 type endRecorder struct {
-	mu sync.Mutex
-	n  map[string]int
+	rdb redis.UniversalClient // to say where a room not announced is
+	mu  sync.Mutex
+	n   map[string]int
 }
 
-func recordEnds(t *testing.T, nc *nats.Conn) *endRecorder {
+func recordEnds(t *testing.T, nc *nats.Conn, rdb redis.UniversalClient) *endRecorder {
 	t.Helper()
-	r := &endRecorder{n: map[string]int{}}
+	r := &endRecorder{rdb: rdb, n: map[string]int{}}
 	sub, err := nc.Subscribe(contract.AllDestroys, func(m *nats.Msg) {
 		r.mu.Lock()
 		r.n[strings.TrimPrefix(m.Subject, contract.EventDestroy+".")]++
@@ -263,18 +264,34 @@ func (r *endRecorder) waitAll(t *testing.T, ids []string, within time.Duration) 
 	t.Helper()
 	testkit.Eventually(t, within, func() error {
 		r.mu.Lock()
-		defer r.mu.Unlock()
-		missing := 0
+		var missing []string
 		for _, id := range ids {
 			if r.n[id] == 0 {
-				missing++
+				missing = append(missing, id)
 			}
 		}
-		if missing > 0 {
-			return fmt.Errorf("%d of %d rooms not announced", missing, len(ids))
+		r.mu.Unlock()
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d rooms not announced; the first %s", len(missing), len(ids), r.where(missing[0]))
 		}
 		return nil
 	})
+}
+
+// where says where in Redis a room not announced is: still due, claimed
+// and leased, or gone from both sets.
+func (r *endRecorder) where(id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	shard := contract.DeadlinesKeyOf(id)
+	now := time.Now().UnixMilli()
+	if due, err := r.rdb.ZScore(ctx, shard, id).Result(); err == nil {
+		return fmt.Sprintf("%s is still in %s, due %d ms ago", id, shard, now-int64(due))
+	}
+	if lease, err := r.rdb.ZScore(ctx, contract.EndingKeyOf(shard), contract.EndingMember(contract.ReasonExpired, id)).Result(); err == nil {
+		return fmt.Sprintf("%s is claimed, its lease ends in %d ms", id, int64(lease)-now)
+	}
+	return id + " is in neither the deadline set nor the ending set: claimed and announced, or lost"
 }
 
 func (r *endRecorder) duplicates(ids []string) map[string]int {
