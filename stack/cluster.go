@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -147,32 +148,70 @@ func (c *Cluster) startNATS(ctx context.Context, bin string, n int, logs interfa
 	}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	for _, node := range c.NATS {
-		if err := node.waitRoutes(ctx, n-1); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.waitSettled(ctx)
 }
 
-// waitRoutes waits until the node has a route to every other node.
-func (n *NATSNode) waitRoutes(ctx context.Context, want int) error {
-	var last error
+// routesSettle is how long a NATS cluster's routes must stay as they are
+// before it is used: longer than nats-server's 1 s wait before it dials a
+// route again. Nodes that dial each other at once each close a duplicate,
+// sometimes both ends' (then both dial again a second later), and a
+// subscription's interest sent over a closed route is gone from the other
+// side: services started on a cluster still forming missed events.
+const routesSettle = 1500 * time.Millisecond
+
+// waitSettled waits until every node has routes to all the others and no
+// route of any node changed for routesSettle.
+func (c *Cluster) waitSettled(ctx context.Context) error {
+	var last string
+	var since time.Time
 	for {
-		var r struct {
-			NumRoutes int `json:"num_routes"`
-		}
-		if last = n.monitor(ctx, "/routez", &r); last == nil && r.NumRoutes >= want {
+		now, err := c.routeIDs(ctx)
+		switch {
+		case err != nil:
+			last = ""
+		case now != last:
+			last, since = now, time.Now()
+		case time.Since(since) >= routesSettle:
 			return nil
-		} else if last == nil {
-			last = fmt.Errorf("%d routes of %d", r.NumRoutes, want)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", n.Name, last)
-		case <-time.After(50 * time.Millisecond):
+			if err == nil {
+				err = fmt.Errorf("routes still changing: %s", now)
+			}
+			return fmt.Errorf("nats cluster not settled: %w", err)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// routeIDs lists every node's routes (remote name and route id), or fails
+// while a node lacks a route to another.
+func (c *Cluster) routeIDs(ctx context.Context) (string, error) {
+	var b strings.Builder
+	for _, node := range c.NATS {
+		var r struct {
+			Routes []struct {
+				Rid        uint64 `json:"rid"`
+				RemoteName string `json:"remote_name"`
+			} `json:"routes"`
+		}
+		if err := node.monitor(ctx, "/routez", &r); err != nil {
+			return "", fmt.Errorf("%s: %w", node.Name, err)
+		}
+		remotes := map[string]bool{}
+		ids := make([]string, 0, len(r.Routes))
+		for _, rt := range r.Routes {
+			remotes[rt.RemoteName] = true
+			ids = append(ids, rt.RemoteName+"/"+strconv.FormatUint(rt.Rid, 10))
+		}
+		slices.Sort(ids) // the monitor lists them in no fixed order
+		fmt.Fprintf(&b, "%s: %s; ", node.Name, strings.Join(ids, " "))
+		if len(remotes) < len(c.NATS)-1 {
+			return "", fmt.Errorf("%s: routes to %d of %d nodes", node.Name, len(remotes), len(c.NATS)-1)
+		}
+	}
+	return b.String(), nil
 }
 
 func (n *NATSNode) monitor(ctx context.Context, path string, v any) error {
