@@ -19,6 +19,7 @@ import (
 	"wisp/services/gateway/internal/live"
 	"wisp/services/gateway/internal/natsclient"
 	"wisp/services/gateway/internal/ratelimit"
+	"wisp/services/gateway/internal/relay"
 	"wisp/services/gateway/internal/ws"
 )
 
@@ -41,6 +42,9 @@ type config struct {
 	Socket         ws.Settings
 	// PresenceInterval is how often presence is refreshed between gateways.
 	PresenceInterval time.Duration
+	// GapWait is how long a gap in a room's messages stays open before the
+	// missing ones are read back from the room's history.
+	GapWait time.Duration
 	// LimitsRedisURL, when set, is where every replica shares its rate limits.
 	LimitsRedisURL string
 }
@@ -58,12 +62,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 			ReadLimit:    ws.DefaultSettings.ReadLimit,
 		},
 		PresenceInterval: env.Duration("PRESENCE_INTERVAL", 20*time.Second),
+		GapWait:          env.Duration("GAP_WAIT", relay.DefaultGapWait),
 	}
 	if env.String("REDIS_URL", "") != "" {
 		c.LimitsRedisURL = env.RedisURL("REDIS_URL", "")
 	}
 	if c.PresenceInterval <= 0 {
 		env.Fail(fmt.Errorf("PRESENCE_INTERVAL must be positive"))
+	}
+	if c.GapWait <= 0 {
+		env.Fail(fmt.Errorf("GAP_WAIT must be positive"))
 	}
 	if err := c.Socket.Validate(); err != nil {
 		env.Fail(err)
@@ -94,10 +102,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		d.Log.Info("gateway config", "http_addr", cfg.HTTPAddr, "allowed_origins", cfg.AllowedOrigins,
 			"rate_limits", cfg.RateLimits, "trusted_proxies", cfg.TrustedProxies,
 			"ws_ping_interval", cfg.Socket.PingInterval, "ws_pong_wait", cfg.Socket.PongWait,
-			"ws_write_wait", cfg.Socket.WriteWait, "presence_interval", cfg.PresenceInterval,
+			"ws_write_wait", cfg.Socket.WriteWait, "presence_interval", cfg.PresenceInterval, "gap_wait", cfg.GapWait,
 			"shared_rate_limits", cfg.LimitsRedisURL != "" && cfg.RateLimits)
 		backend := natsclient.NewBackend(d.NATS, cfg.RequestTimeout)
-		rt, err := live.Start(d.NATS, backend, live.Options{Socket: cfg.Socket, PresenceInterval: cfg.PresenceInterval}, d.Log)
+		rt, err := live.Start(d.NATS, backend, live.Options{Socket: cfg.Socket, PresenceInterval: cfg.PresenceInterval, GapWait: cfg.GapWait}, d.Log)
 		if err != nil {
 			return nil, err
 		}

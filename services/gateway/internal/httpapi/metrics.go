@@ -31,6 +31,9 @@ func NewMetrics(reg prometheus.Registerer, hub *relay.Hub) *Metrics {
 			func() float64 { return float64(hub.Stats.Relayed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wisp_ws_slow_consumers_dropped_total", Help: "WebSocket clients disconnected for falling behind."},
 			func() float64 { return float64(hub.Stats.Dropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wisp_ws_gaps_filled_total",
+			Help: "Gaps in a room's messages (an event lost between NATS nodes) read back from its history."},
+			func() float64 { return float64(hub.Stats.GapsFilled.Load()) }),
 	)
 	return m
 }

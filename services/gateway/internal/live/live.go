@@ -25,6 +25,9 @@ import (
 type Options struct {
 	Socket           ws.Settings
 	PresenceInterval time.Duration
+	// GapWait is how long a gap in a room's messages stays open before
+	// they are read back (relay.DefaultGapWait when 0).
+	GapWait time.Duration
 }
 
 // Live is the running realtime side.
@@ -42,6 +45,10 @@ type Live struct {
 func Start(nc *nats.Conn, history relay.History, opt Options, log *slog.Logger) (*Live, error) {
 	feeds := natsclient.NewFeeds(nc)
 	hub := relay.NewHub(feeds)
+	if opt.GapWait <= 0 {
+		opt.GapWait = relay.DefaultGapWait
+	}
+	hub.FillGaps(history, opt.GapWait)
 	tracker := presence.NewTracker(contract.RandomID(16), opt.PresenceInterval, feeds, hub.DeliverTo)
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Live{Hub: hub, stop: cancel,

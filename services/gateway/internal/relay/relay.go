@@ -303,6 +303,8 @@ type room struct {
 	deadline time.Time
 	seqs     relayed
 	from     atomic.Int64
+	// filling is set while a gap fill of the room is due or running.
+	filling atomic.Bool
 }
 
 // State is what the gateway knows of a room when a socket joins it.
@@ -313,8 +315,9 @@ type State struct {
 
 // Stats are the hub's counters, read by metrics.
 type Stats struct {
-	Relayed atomic.Int64 // frames queued to clients
-	Dropped atomic.Int64 // clients kicked as slow consumers
+	Relayed    atomic.Int64 // frames queued to clients
+	Dropped    atomic.Int64 // clients kicked as slow consumers
+	GapsFilled atomic.Int64 // gaps in a room's messages read back from its history
 }
 
 // MaxClientsPerRoom bounds one room's sockets on one gateway: two members
@@ -326,16 +329,36 @@ var ErrCrowded = errors.New("too many connections to this room")
 
 // Hub maps rooms to their local clients.
 type Hub struct {
-	sub   Subscriber
-	mu    sync.RWMutex
-	rooms map[string]*room
-	conns atomic.Int64
-	Stats Stats
+	sub Subscriber
+	// hist and gapWait are FillGaps' (nil: gaps wait for a catch-up).
+	hist    History
+	gapWait time.Duration
+	mu      sync.RWMutex
+	rooms   map[string]*room
+	conns   atomic.Int64
+	Stats   Stats
 }
 
 // NewHub returns a hub that opens room feeds through sub.
 func NewHub(sub Subscriber) *Hub {
 	return &Hub{sub: sub, rooms: make(map[string]*room)}
+}
+
+// DefaultGapWait is how long a gap in a room's messages may stay open
+// before FillGaps reads the missing ones back: the events of two messages
+// replicas overtake each other by milliseconds, a lost one never comes.
+const DefaultGapWait = 250 * time.Millisecond
+
+// gapFillTimeout bounds one read back of a room's missing messages.
+const gapFillTimeout = 5 * time.Second
+
+// FillGaps makes the hub read a room's missing messages back from hist
+// when a later one came and they did not within wait. Core NATS delivers at
+// most once: an event a NATS node had not yet passed on to the others when
+// it died is lost, and this gateway, still connected to its own node, has
+// no outage to catch up after. Call it before the first Join.
+func (h *Hub) FillGaps(hist History, wait time.Duration) {
+	h.hist, h.gapWait = hist, wait
 }
 
 // DeadlineGrace is how long after a room's deadline its sockets are closed
@@ -467,6 +490,9 @@ func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string, catchUp b
 	}
 	seq, isMessage := contract.SeqOf(f.Data)
 	fresh := isMessage && r.seqs.add(seq)
+	if fresh && h.hist != nil && r.seqs.gap() && r.filling.CompareAndSwap(false, true) {
+		time.AfterFunc(h.gapWait, func() { h.fillGap(roomID, r) })
+	}
 	for _, c := range r.clients {
 		if except != "" && c.member == except || only != "" && c.member != only {
 			continue
@@ -571,6 +597,44 @@ func (h *Hub) resyncRoom(ctx context.Context, hist History, id string, r *room, 
 	if after < 0 {
 		after = r.seqs.newest()
 	}
+	delivered, gone, err = h.readBack(ctx, hist, id, r, token, after, false)
+	if err == nil && !gone {
+		r.from.Store(-1)
+	}
+	return delivered, gone, err
+}
+
+// fillGap reads back the room's messages after its unbroken run when a gap
+// is still open; messages the room no longer stores are given up on.
+func (h *Hub) fillGap(id string, r *room) {
+	defer r.filling.Store(false)
+	if !r.seqs.gap() {
+		return // the overtaken event came
+	}
+	h.mu.RLock()
+	token := ""
+	if h.rooms[id] == r && len(r.clients) > 0 {
+		token = r.clients[0].token
+	}
+	h.mu.RUnlock()
+	if token == "" {
+		return // the room's sockets are gone
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gapFillTimeout)
+	defer cancel()
+	newest := r.seqs.newest()
+	if _, gone, err := h.readBack(ctx, h.hist, id, r, token, r.seqs.through(), true); err == nil && !gone {
+		// Every stored message up to newest was read: one still missing was
+		// trimmed, or never stored, and will not come.
+		r.seqs.skipTo(newest)
+	}
+	h.Stats.GapsFilled.Add(1)
+}
+
+// readBack delivers the room's stored messages after seq after as a
+// catch-up, page by page (with onlyMissing, those not relayed yet), or the
+// room's end when it is gone.
+func (h *Hub) readBack(ctx context.Context, hist History, id string, r *room, token string, after int64, onlyMissing bool) (delivered int, gone bool, err error) {
 	for {
 		page, err := hist.List(ctx, id, token, after)
 		if ce := (*contract.Error)(nil); errors.As(err, &ce) && (ce.Code == contract.CodeUnauthorized || ce.Code == contract.CodeNotFound) {
@@ -585,11 +649,13 @@ func (h *Hub) resyncRoom(ctx context.Context, hist History, id string, r *room, 
 			return delivered, false, err
 		}
 		for _, m := range page.Messages {
+			if onlyMissing && r.seqs.has(m.Seq) {
+				continue
+			}
 			h.deliver(id, &ws.Frame{Data: contract.MessageEvent(m)}, "", "", true)
 			delivered++
 		}
 		if !page.More || len(page.Messages) == 0 {
-			r.from.Store(-1)
 			return delivered, false, nil
 		}
 		after = page.Messages[len(page.Messages)-1].Seq

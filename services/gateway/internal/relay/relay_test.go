@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -361,6 +362,111 @@ func TestLiveEventsOfCaughtUpMessagesAreNotSentAgain(t *testing.T) {
 	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "late", Seq: 7 + maxAhead}), false)
 	if a.resent != nil {
 		t.Fatalf("alice keeps %v, whose event was lost", a.resent)
+	}
+}
+
+// lockedHistory is a fakeHistory that gap fills may read from their own
+// goroutine.
+type lockedHistory struct {
+	mu sync.Mutex
+	h  *fakeHistory
+}
+
+func (l *lockedHistory) List(ctx context.Context, roomID, token string, after int64) (contract.ListReply, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.h.List(ctx, roomID, token, after)
+}
+
+func (l *lockedHistory) calls() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.h.calls)
+}
+
+// gapped is a room alice joined at seq 2 on a hub that fills gaps after
+// wait, with the history holding stored; 3 and 5 came live.
+func gapped(wait time.Duration, stored ...int64) (*Hub, *Client, *lockedHistory) {
+	hist := &lockedHistory{h: &fakeHistory{page: 10}}
+	for _, seq := range stored {
+		hist.h.msgs = append(hist.h.msgs, contract.Message{ID: fmt.Sprint("m", seq), Seq: seq})
+	}
+	h := NewHub(newFake())
+	h.FillGaps(hist, wait)
+	a := NewClient("alice", "tok-a", 64)
+	_ = h.Join("r", a, State{LastSeq: 2})
+	for _, seq := range []int64{3, 5} {
+		h.Deliver("r", contract.MessageEvent(contract.Message{ID: fmt.Sprint("m", seq), Seq: seq}), false)
+	}
+	return h, a, hist
+}
+
+// waitSeqs collects the client's message seqs until it has want of them
+// or a second passed.
+func waitSeqs(c *Client, want int) []int64 {
+	var got []int64
+	for deadline := time.Now().Add(time.Second); len(got) < want && time.Now().Before(deadline); {
+		got = append(got, seqs(c)...)
+		time.Sleep(5 * time.Millisecond)
+	}
+	return got
+}
+
+// TestALostEventIsReadBack: message 4's event was lost (a NATS node died
+// before passing it on); once 5 came and 4 did not within the wait, the
+// gateway reads 4 from the room's history, and only 4.
+func TestALostEventIsReadBack(t *testing.T) {
+	h, a, hist := gapped(20*time.Millisecond, 1, 2, 3, 4, 5)
+	if got := waitSeqs(a, 3); fmt.Sprint(got) != "[3 5 4]" {
+		t.Fatalf("alice got seqs %v, want 3 5 live, then 4 read back", got)
+	}
+	if calls := hist.calls(); fmt.Sprint(calls) != "[3]" {
+		t.Fatalf("history read after %v, want once after 3", calls)
+	}
+	if h.Stats.GapsFilled.Load() != 1 {
+		t.Fatalf("gaps filled %d", h.Stats.GapsFilled.Load())
+	}
+	// The gap is closed: the next message reads nothing back.
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m6", Seq: 6}), false)
+	time.Sleep(60 * time.Millisecond)
+	if got, calls := seqs(a), hist.calls(); fmt.Sprint(got) != "[6]" || len(calls) != 1 {
+		t.Fatalf("after 6: alice got %v, history read %v", got, calls)
+	}
+}
+
+// TestAnOvertakenEventIsNotReadBack: events of two messages replicas may
+// overtake each other; 4 coming within the wait is relayed live, and the
+// history is not read.
+func TestAnOvertakenEventIsNotReadBack(t *testing.T) {
+	h, a, hist := gapped(100*time.Millisecond, 1, 2, 3, 4, 5)
+	h.Deliver("r", contract.MessageEvent(contract.Message{ID: "m4", Seq: 4}), false)
+	time.Sleep(200 * time.Millisecond)
+	if got, calls := seqs(a), hist.calls(); fmt.Sprint(got) != "[3 5 4]" || len(calls) != 0 {
+		t.Fatalf("alice got %v, history read %v; want 3 5 4 live and no read", got, calls)
+	}
+}
+
+// TestAMessageNoLongerStoredIsGivenUp: a missing message the room does not
+// hold (trimmed) is read for once; later messages do not read again.
+func TestAMessageNoLongerStoredIsGivenUp(t *testing.T) {
+	h, a, hist := gapped(20*time.Millisecond, 3, 5)
+	testWait(t, func() bool { return len(hist.calls()) == 1 && !h.rooms["r"].filling.Load() })
+	for _, seq := range []int64{6, 7} {
+		h.Deliver("r", contract.MessageEvent(contract.Message{ID: fmt.Sprint("m", seq), Seq: seq}), false)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if got, calls := seqs(a), hist.calls(); fmt.Sprint(got) != "[3 5 6 7]" || len(calls) != 1 {
+		t.Fatalf("alice got %v, history read %v; want 3 5 6 7 and one read", got, calls)
+	}
+}
+
+// testWait polls ok for up to a second.
+func testWait(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 1s")
+		}
 	}
 }
 

@@ -76,6 +76,21 @@ func (s *relayed) newest() int64 {
 	return s.upTo
 }
 
+// has reports whether seq was relayed.
+func (s *relayed) has(seq int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, found := slices.BinarySearch(s.ahead, seq)
+	return seq <= s.upTo || found
+}
+
+// gap reports whether a later message came before an earlier one.
+func (s *relayed) gap() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ahead) > 0
+}
+
 // through is the seq up to which every message was relayed.
 func (s *relayed) through() int64 {
 	s.mu.Lock()
