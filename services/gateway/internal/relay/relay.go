@@ -623,7 +623,11 @@ func (h *Hub) fillGap(id string, r *room) {
 	ctx, cancel := context.WithTimeout(context.Background(), gapFillTimeout)
 	defer cancel()
 	newest := r.seqs.newest()
-	if _, gone, err := h.readBack(ctx, h.hist, id, r, token, r.seqs.through(), true); err == nil && !gone {
+	_, gone, err := h.readBack(ctx, h.hist, id, r, token, r.seqs.through(), true)
+	if err != nil {
+		return // still open: the next message tries again
+	}
+	if !gone {
 		// Every stored message up to newest was read: one still missing was
 		// trimmed, or never stored, and will not come.
 		r.seqs.skipTo(newest)
