@@ -349,9 +349,6 @@ func NewHub(sub Subscriber) *Hub {
 // replicas overtake each other by milliseconds, a lost one never comes.
 const DefaultGapWait = 250 * time.Millisecond
 
-// gapFillTimeout bounds one read back of a room's missing messages.
-const gapFillTimeout = 5 * time.Second
-
 // FillGaps makes the hub read a room's missing messages back from hist
 // when a later one came and they did not within wait. Core NATS delivers at
 // most once: an event a NATS node had not yet passed on to the others when
@@ -445,6 +442,15 @@ func (h *Hub) Leave(roomID string, c *Client) {
 	}
 }
 
+// token is a member's secret to read the room's history with, if the room
+// has a client (called with the hub's lock held).
+func (r *room) token() (string, bool) {
+	if len(r.clients) == 0 {
+		return "", false
+	}
+	return r.clients[0].token, true
+}
+
 func (r *room) stop() {
 	if r.end != nil {
 		r.end.Stop()
@@ -489,8 +495,11 @@ func (h *Hub) deliver(roomID string, f *ws.Frame, except, only string, catchUp b
 		return
 	}
 	seq, isMessage := contract.SeqOf(f.Data)
-	fresh := isMessage && r.seqs.add(seq)
-	if fresh && h.hist != nil && r.seqs.gap() && r.filling.CompareAndSwap(false, true) {
+	var fresh, gap bool
+	if isMessage {
+		fresh, gap = r.seqs.add(seq)
+	}
+	if fresh && gap && h.hist != nil && r.filling.CompareAndSwap(false, true) {
 		time.AfterFunc(h.gapWait, func() { h.fillGap(roomID, r) })
 	}
 	for _, c := range r.clients {
@@ -554,9 +563,8 @@ func (h *Hub) Resync(ctx context.Context, hist History) (caughtUp, ended, failed
 	var jobs []job
 	h.mu.RLock()
 	for id, r := range h.rooms {
-		for _, c := range r.clients {
-			jobs = append(jobs, job{id, r, c.token})
-			break
+		if token, ok := r.token(); ok {
+			jobs = append(jobs, job{id, r, token})
 		}
 	}
 	h.mu.RUnlock()
@@ -612,18 +620,18 @@ func (h *Hub) fillGap(id string, r *room) {
 		return // the overtaken event came
 	}
 	h.mu.RLock()
-	token := ""
-	if h.rooms[id] == r && len(r.clients) > 0 {
-		token = r.clients[0].token
+	token, ok := "", h.rooms[id] == r
+	if ok {
+		token, ok = r.token()
 	}
 	h.mu.RUnlock()
-	if token == "" {
+	if !ok {
 		return // the room's sockets are gone
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), gapFillTimeout)
-	defer cancel()
 	newest := r.seqs.newest()
-	_, gone, err := h.readBack(ctx, h.hist, id, r, token, r.seqs.through(), true)
+	// Each read is bounded by the history's own request timeout, as a
+	// catch-up's are.
+	_, gone, err := h.readBack(context.Background(), h.hist, id, r, token, r.seqs.through(), true)
 	if err != nil {
 		return // still open: the next message tries again
 	}

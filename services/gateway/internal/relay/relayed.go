@@ -21,19 +21,20 @@ type relayed struct {
 	ahead []int64 // sorted, each > upTo+1
 }
 
-// add records seq as relayed, and reports whether it was not already.
-func (s *relayed) add(seq int64) (fresh bool) {
+// add records seq as relayed, and reports whether it was not already and
+// whether a gap below a relayed seq is left open.
+func (s *relayed) add(seq int64) (fresh, gap bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case seq <= s.upTo:
-		return false
+		return false, len(s.ahead) > 0
 	case seq == s.upTo+1:
 		s.upTo = seq
 	default:
 		i, found := slices.BinarySearch(s.ahead, seq)
 		if found {
-			return false
+			return false, true
 		}
 		s.ahead = slices.Insert(s.ahead, i, seq)
 		if len(s.ahead) > maxAhead {
@@ -42,7 +43,7 @@ func (s *relayed) add(seq int64) (fresh bool) {
 		}
 	}
 	s.settle()
-	return true
+	return true, len(s.ahead) > 0
 }
 
 // skipTo records every seq up to seq as relayed (the newest message when
