@@ -23,6 +23,11 @@ const (
 	EventDestroy = "chat.destroy"
 )
 
+// HeaderRepeat marks an event published once more after its publisher's
+// NATS connection was lost and came back (platform/republish): the first
+// copy may have died with the old connection, or may have arrived.
+const HeaderRepeat = "Wisp-Repeat"
+
 // Reasons a room ends, carried in chat.destroy.
 const (
 	ReasonDestroyed = "destroyed"

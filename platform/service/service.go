@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wisp/platform/ops"
+	"wisp/platform/republish"
 )
 
 // Deps are the connections and registries a service's parts are built on.
@@ -30,6 +31,9 @@ type Deps struct {
 	// a Redis Cluster client; nil unless Config.RedisURL is set.
 	Redis   redis.UniversalClient
 	Metrics *prometheus.Registry
+	// Events publishes the service's events on NATS and publishes them
+	// again after a reconnect, since the lost connection may have lost them.
+	Events *republish.Publisher
 	// Guard pauses what is added to it while Redis fails its probe; with no
 	// Redis it never pauses anything.
 	Guard *Guard
@@ -83,6 +87,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 	}
 	defer nc.Close()
 	d.NATS = nc
+	d.Events = republish.New(nc, natsDeadUnnoticed, republishMaxBytes, d.Metrics)
 	checks = append(checks, ops.Check{Name: "nats", Run: func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return ops.ErrNotConnected
@@ -198,6 +203,18 @@ func drainNATS(ctx context.Context, nc *nats.Conn) error {
 	}
 }
 
+const (
+	natsPingInterval = 5 * time.Second
+	natsMaxPingsOut  = 3
+	// natsDeadUnnoticed bounds how long a connection to a dead server goes
+	// unnoticed: the pings that go unanswered until nats.go gives it up.
+	// Events published within it before a disconnect are published again.
+	natsDeadUnnoticed = natsPingInterval * (natsMaxPingsOut + 1)
+	// republishMaxBytes bounds what is kept for that: at a few thousand
+	// events a second the whole window fits.
+	republishMaxBytes = 32 << 20
+)
+
 // ConnectNATS connects with reconnects forever: a NATS restart is survived
 // and a service may start before NATS does.
 func ConnectNATS(url, name string, log *slog.Logger, errs prometheus.Counter) (*nats.Conn, error) {
@@ -206,8 +223,8 @@ func ConnectNATS(url, name string, log *slog.Logger, errs prometheus.Counter) (*
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-		nats.PingInterval(5*time.Second),
-		nats.MaxPingsOutstanding(3),
+		nats.PingInterval(natsPingInterval),
+		nats.MaxPingsOutstanding(natsMaxPingsOut),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			errs.Inc()
 			log.Warn("nats disconnected", "err", err)

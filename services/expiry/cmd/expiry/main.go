@@ -74,7 +74,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		// A third of the lease for NATS to confirm: a replica that finds NATS
 		// slow gives up well before another would take its ends over.
-		pub := natsapi.NewPublisher(d.NATS, cfg.AnnounceLease/3)
+		pub := natsapi.NewPublisher(d.NATS, d.Events, cfg.AnnounceLease/3)
 		svc := expiry.NewService(redisstore.NewRooms(d.Redis), pub, metrics, d.Log, cfg.AnnounceLease)
 
 		// The loops get their own context so that Stop, not the signal, ends

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"wisp/contract"
+	"wisp/platform/republish"
 	"wisp/services/expiry/internal/expiry"
 )
 
@@ -22,13 +23,14 @@ var events = map[string][]byte{
 // Publisher implements expiry.Publisher on NATS.
 type Publisher struct {
 	nc           *nats.Conn
+	events       republish.Events
 	flushTimeout time.Duration
 }
 
-// NewPublisher returns a publisher on nc whose Flush waits at most
-// flushTimeout for NATS to confirm.
-func NewPublisher(nc *nats.Conn, flushTimeout time.Duration) *Publisher {
-	return &Publisher{nc: nc, flushTimeout: flushTimeout}
+// NewPublisher returns a publisher of events on nc whose Flush waits at
+// most flushTimeout for NATS to confirm.
+func NewPublisher(nc *nats.Conn, events republish.Events, flushTimeout time.Duration) *Publisher {
+	return &Publisher{nc: nc, events: events, flushTimeout: flushTimeout}
 }
 
 var _ expiry.Publisher = (*Publisher)(nil)
@@ -40,7 +42,7 @@ func (p *Publisher) Ended(_ context.Context, roomID, reason string) error {
 	if !ok {
 		ev = contract.DestroyEvent(reason)
 	}
-	return p.nc.Publish(contract.DestroySubject(roomID), ev)
+	return p.events.Publish(contract.DestroySubject(roomID), ev)
 }
 
 // Resync publishes on contract.SubjectResync.

@@ -22,7 +22,8 @@ func TestPublishesTheContractFrames(t *testing.T) {
 	if err := subConn.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub := natsapi.NewPublisher(testkit.Connect(t, ns), time.Second)
+	nc := testkit.Connect(t, ns)
+	pub := natsapi.NewPublisher(nc, nc, time.Second)
 	ctx := context.Background()
 	id := "V1StGXR8_Z5jdHi6B-myT"
 	for _, reason := range []string{contract.ReasonExpired, contract.ReasonDestroyed} {
@@ -63,7 +64,7 @@ func TestFlushFailsAtOnceWhileDisconnected(t *testing.T) {
 		}
 		return nil
 	})
-	pub := natsapi.NewPublisher(nc, 5*time.Second)
+	pub := natsapi.NewPublisher(nc, nc, 5*time.Second)
 	start := time.Now()
 	if err := pub.Flush(context.Background()); err == nil {
 		t.Fatal("Flush succeeded with NATS down")

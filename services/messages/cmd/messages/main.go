@@ -46,7 +46,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	return service.Run(ctx, cfg.Config, stdout, func(_ context.Context, d service.Deps) (service.Stop, error) {
 		d.Log.Info("messages config", "max_room_messages", cfg.MaxRoomMessages)
-		svc := message.NewService(redisstore.NewMessages(d.Redis), natsapi.NewPublisher(d.NATS), cfg.MaxRoomMessages)
+		svc := message.NewService(redisstore.NewMessages(d.Redis), natsapi.NewPublisher(d.Events), cfg.MaxRoomMessages)
 		srv, err := natsapi.Serve(d.NATS, svc, d.Log, d.Metrics)
 		if err != nil {
 			return nil, err

@@ -12,6 +12,7 @@ import (
 
 	"wisp/contract"
 	"wisp/platform/natsrpc"
+	"wisp/platform/republish"
 	"wisp/services/messages/internal/message"
 )
 
@@ -52,12 +53,12 @@ func classify(err error) (string, string, bool) {
 }
 
 // Publisher publishes chat.message events on NATS.
-type Publisher struct{ nc *nats.Conn }
+type Publisher struct{ events republish.Events }
 
-// NewPublisher returns a publisher on nc.
-func NewPublisher(nc *nats.Conn) *Publisher { return &Publisher{nc: nc} }
+// NewPublisher returns a publisher on events.
+func NewPublisher(events republish.Events) *Publisher { return &Publisher{events: events} }
 
 // Published publishes the message, without its token, to the room.
 func (p *Publisher) Published(_ context.Context, m contract.Message) error {
-	return p.nc.Publish(contract.MessageSubject(m.RoomID), contract.MessageEvent(m))
+	return p.events.Publish(contract.MessageSubject(m.RoomID), contract.MessageEvent(m))
 }

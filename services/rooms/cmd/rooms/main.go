@@ -52,7 +52,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	return service.Run(ctx, cfg.Config, stdout, func(_ context.Context, d service.Deps) (service.Stop, error) {
 		d.Log.Info("rooms config", "room_ttl", cfg.RoomTTL.String(), "announce_lease", cfg.AnnounceLease.String())
 		// A third of the lease for NATS to confirm, as the expiry service does.
-		pub := natsapi.NewPublisher(d.NATS, cfg.AnnounceLease/3)
+		pub := natsapi.NewPublisher(d.NATS, d.Events, cfg.AnnounceLease/3)
 		svc := room.NewService(redisstore.NewRooms(d.Redis), pub, cfg.RoomTTL, cfg.AnnounceLease)
 		srv, err := natsapi.Serve(d.NATS, svc, d.Log, d.Metrics)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"wisp/contract"
 	"wisp/platform/natsrpc"
+	"wisp/platform/republish"
 	"wisp/services/rooms/internal/room"
 )
 
@@ -80,19 +81,20 @@ func classify(err error) (string, string, bool) {
 // Publisher publishes room events on NATS.
 type Publisher struct {
 	nc           *nats.Conn
+	events       republish.Events
 	flushTimeout time.Duration
 }
 
-// NewPublisher returns a publisher on nc that waits at most flushTimeout
-// for NATS to confirm an event.
-func NewPublisher(nc *nats.Conn, flushTimeout time.Duration) *Publisher {
-	return &Publisher{nc: nc, flushTimeout: flushTimeout}
+// NewPublisher returns a publisher of events on nc that waits at most
+// flushTimeout for NATS to confirm an event.
+func NewPublisher(nc *nats.Conn, events republish.Events, flushTimeout time.Duration) *Publisher {
+	return &Publisher{nc: nc, events: events, flushTimeout: flushTimeout}
 }
 
 // Destroyed publishes chat.destroy for the room and returns once NATS has
 // it; an error leaves the claimed end to the expiry service.
 func (p *Publisher) Destroyed(ctx context.Context, roomID, reason string) error {
-	if err := p.nc.Publish(contract.DestroySubject(roomID), contract.DestroyEvent(reason)); err != nil {
+	if err := p.events.Publish(contract.DestroySubject(roomID), contract.DestroyEvent(reason)); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.flushTimeout)

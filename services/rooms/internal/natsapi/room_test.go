@@ -30,7 +30,7 @@ func startReplicasOn(t *testing.T, n int) (*nats.Conn, []*natsrpc.Server, *testk
 	var srvs []*natsrpc.Server
 	for range n {
 		nc := testkit.Connect(t, ns)
-		svc := room.NewService(redisstore.NewRooms(r.Client(t)), natsapi.NewPublisher(nc, time.Second), time.Minute, time.Second)
+		svc := room.NewService(redisstore.NewRooms(r.Client(t)), natsapi.NewPublisher(nc, nc, time.Second), time.Minute, time.Second)
 		srv, err := natsapi.Serve(nc, svc, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)

@@ -1,0 +1,162 @@
+// Package republish publishes events on NATS once more after a reconnect
+// when they may have died with the old connection. Core NATS delivers at
+// most once: bytes written to a server that then dies, or that the server
+// took but had not yet passed on to the other nodes of its cluster, are
+// lost for every subscriber elsewhere, and nothing tells the publisher.
+// Events of the last window before a disconnect are therefore published
+// again, marked with contract.HeaderRepeat, once the client is back.
+// Subscribers must treat events as idempotent (a chat.message by its seq,
+// a chat.destroy because a room ends only once).
+package republish
+
+import (
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"wisp/contract"
+)
+
+// Events is what publishes events: a *Publisher, or a bare *nats.Conn
+// where nothing needs repeating (tests).
+type Events interface {
+	Publish(subj string, data []byte) error
+}
+
+var _ Events = (*Publisher)(nil)
+
+// entryOverhead approximates what an entry costs beyond its bytes.
+const entryOverhead = 64
+
+// Publisher publishes on a connection and keeps what it published in the
+// last window, to publish it again after a disconnect.
+type Publisher struct {
+	nc       *nats.Conn
+	window   time.Duration
+	maxBytes int
+	now      func() time.Time
+
+	mu     sync.Mutex
+	kept   []entry // oldest first, from head
+	head   int
+	bytes  int
+	lostAt time.Time // zero while connected
+
+	repeated  prometheus.Counter
+	forgotten prometheus.Counter
+}
+
+type entry struct {
+	at   time.Time
+	subj string
+	data []byte
+}
+
+// New wraps nc, keeping events for window (how long a dead connection can
+// go unnoticed) and at most maxBytes of them, and chains its own handlers
+// before nc's disconnect and reconnect handlers. Its counters are
+// registered on reg.
+func New(nc *nats.Conn, window time.Duration, maxBytes int, reg prometheus.Registerer) *Publisher {
+	p := &Publisher{
+		nc: nc, window: window, maxBytes: maxBytes, now: time.Now,
+		repeated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wisp_nats_events_repeated_total",
+			Help: "Events published again after a NATS reconnect, since the old connection may have lost them.",
+		}),
+		forgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "wisp_nats_events_forgotten_total",
+			Help: "Events dropped before the end of the repeat window, for lack of room; a reconnect cannot repeat them.",
+		}),
+	}
+	reg.MustRegister(p.repeated, p.forgotten)
+	onLost, onBack := nc.DisconnectErrHandler(), nc.ReconnectHandler()
+	nc.SetDisconnectErrHandler(func(c *nats.Conn, err error) {
+		p.disconnected()
+		if onLost != nil {
+			onLost(c, err)
+		}
+	})
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		p.reconnected()
+		if onBack != nil {
+			onBack(c)
+		}
+	})
+	return p
+}
+
+// Publish publishes data on subj and keeps both for the window; data must
+// not be changed afterwards.
+func (p *Publisher) Publish(subj string, data []byte) error {
+	now := p.now()
+	p.mu.Lock()
+	p.forget(now)
+	p.kept = append(p.kept, entry{at: now, subj: subj, data: data})
+	p.bytes += len(subj) + len(data) + entryOverhead
+	for p.bytes > p.maxBytes && p.head < len(p.kept)-1 {
+		p.drop()
+		p.forgotten.Inc()
+	}
+	p.mu.Unlock()
+	return p.nc.Publish(subj, data)
+}
+
+// forget drops what is older than the window at now.
+func (p *Publisher) forget(now time.Time) {
+	for p.head < len(p.kept) && now.Sub(p.kept[p.head].at) > p.window {
+		p.drop()
+	}
+	// Reuse the slice's front once half of it is dropped.
+	if p.head > 1024 && p.head*2 > len(p.kept) {
+		n := copy(p.kept, p.kept[p.head:])
+		clear(p.kept[n:])
+		p.kept, p.head = p.kept[:n], 0
+	}
+}
+
+func (p *Publisher) drop() {
+	e := p.kept[p.head]
+	p.bytes -= len(e.subj) + len(e.data) + entryOverhead
+	p.kept[p.head] = entry{}
+	p.head++
+}
+
+func (p *Publisher) disconnected() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lostAt.IsZero() {
+		p.lostAt = p.now()
+	}
+}
+
+// reconnected publishes again what was published in the window before the
+// disconnect. What came later went to the client's reconnect buffer, which
+// nats.go has already sent on the new connection, so the repeats arrive
+// after it.
+func (p *Publisher) reconnected() {
+	p.mu.Lock()
+	lostAt := p.lostAt
+	p.lostAt = time.Time{}
+	var again []entry
+	for _, e := range p.kept[p.head:] {
+		if e.at.After(lostAt) {
+			break
+		}
+		if lostAt.Sub(e.at) <= p.window {
+			again = append(again, e)
+		}
+	}
+	p.mu.Unlock()
+	if lostAt.IsZero() {
+		return
+	}
+	h := nats.Header{contract.HeaderRepeat: []string{"1"}}
+	for _, e := range again {
+		if err := p.nc.PublishMsg(&nats.Msg{Subject: e.subj, Data: e.data, Header: h}); err != nil {
+			return // disconnected again: that disconnect repeats them
+		}
+		p.repeated.Inc()
+	}
+}
