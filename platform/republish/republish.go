@@ -138,6 +138,10 @@ func (p *Publisher) disconnected() {
 func (p *Publisher) reconnected() {
 	p.mu.Lock()
 	lostAt := p.lostAt
+	if lostAt.IsZero() {
+		p.mu.Unlock()
+		return
+	}
 	p.lostAt = time.Time{}
 	var again []entry
 	for _, e := range p.kept[p.head:] {
@@ -149,9 +153,6 @@ func (p *Publisher) reconnected() {
 		}
 	}
 	p.mu.Unlock()
-	if lostAt.IsZero() {
-		return
-	}
 	h := nats.Header{contract.HeaderRepeat: []string{"1"}}
 	for _, e := range again {
 		if err := p.nc.PublishMsg(&nats.Msg{Subject: e.subj, Data: e.data, Header: h}); err != nil {

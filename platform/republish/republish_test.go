@@ -2,10 +2,6 @@ package republish
 
 import (
 	"errors"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"wisp/contract"
+	"wisp/platform/internal/tcpproxy"
 )
 
 func startNATS(t *testing.T) *server.Server {
@@ -73,81 +70,11 @@ func none(t *testing.T, got <-chan received, within time.Duration) {
 	}
 }
 
-// proxy forwards TCP to a NATS server; while swallowing, what the client
-// writes never reaches the server, as with a server that died before
-// passing it on.
-type proxy struct {
-	ln         net.Listener
-	to         string
-	swallowing atomic.Bool
-	swallowed  atomic.Int64
-	mu         sync.Mutex
-	conns      []net.Conn
-}
-
-func startProxy(t *testing.T, to string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, to: to}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", to)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
-			go func() { _, _ = io.Copy(c, s) }()
-			go p.upstream(c, s)
-		}
-	}()
-	return p
-}
-
-func (p *proxy) upstream(c, s net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if p.swallowing.Load() {
-				p.swallowed.Add(int64(n))
-			} else if _, werr := s.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// cut closes every connection, as when the server's process dies.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-func (p *proxy) url() string { return "nats://" + p.ln.Addr().String() }
-
 func TestAnEventTheServerNeverGotIsPublishedAgainAfterTheReconnect(t *testing.T) {
 	ns := startNATS(t)
 	got := subscribe(t, ns.ClientURL())
-	px := startProxy(t, ns.Addr().String())
-	nc, err := nats.Connect(px.url(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	px := tcpproxy.Start(t, ns.Addr().String())
+	nc, err := nats.Connect("nats://"+px.Addr(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,20 +89,19 @@ func TestAnEventTheServerNeverGotIsPublishedAgainAfterTheReconnect(t *testing.T)
 		t.Fatalf("got %+v, want a, not a repeat", r)
 	}
 
-	px.swallowing.Store(true)
+	px.Swallow()
 	if err := p.Publish("ev.b", []byte("b")); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for px.swallowed.Load() == 0 {
+	for px.Swallowed() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("b never left the client")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	none(t, got, 100*time.Millisecond) // b is lost on the way
-	px.swallowing.Store(false)
-	px.cut()
+	px.Cut()
 
 	// After the reconnect both come again, marked: b for the first time.
 	want := map[received]bool{{"a", true}: true, {"b", true}: true}

@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg Config, stdout io.Writer, start Start, checks 
 	}
 	defer nc.Close()
 	d.NATS = nc
-	d.Events = republish.New(nc, natsDeadUnnoticed, republishMaxBytes, d.Metrics)
+	d.Events = republish.New(nc, republishWindow, republishMaxBytes, d.Metrics)
 	checks = append(checks, ops.Check{Name: "nats", Run: func(ctx context.Context) error {
 		if !nc.IsConnected() {
 			return ops.ErrNotConnected
@@ -207,11 +207,16 @@ const (
 	natsPingInterval = 5 * time.Second
 	natsMaxPingsOut  = 3
 	// natsDeadUnnoticed bounds how long a connection to a dead server goes
-	// unnoticed: the pings that go unanswered until nats.go gives it up.
-	// Events published within it before a disconnect are published again.
+	// unnoticed after its last answered ping: the pings that go unanswered
+	// until nats.go gives it up.
 	natsDeadUnnoticed = natsPingInterval * (natsMaxPingsOut + 1)
-	// republishMaxBytes bounds what is kept for that: at a few thousand
-	// events a second the whole window fits.
+	// republishWindow is how far back events are published again after a
+	// disconnect: natsDeadUnnoticed, and one more interval for what the
+	// server took just before its last answer but had not passed on, and
+	// for a ping timer or disconnect handler that runs late.
+	republishWindow = natsDeadUnnoticed + natsPingInterval
+	// republishMaxBytes bounds what is kept for that: the whole window fits
+	// up to about 3,500 events a second of a few hundred bytes each.
 	republishMaxBytes = 32 << 20
 )
 
