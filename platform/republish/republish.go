@@ -3,13 +3,18 @@
 // most once: bytes written to a server that then dies, or that the server
 // took but had not yet passed on to the other nodes of its cluster, are
 // lost for every subscriber elsewhere, and nothing tells the publisher.
-// Events of the last window before a disconnect are therefore published
-// again, marked with contract.HeaderRepeat, once the client is back.
+// The latest event of each subject published in the last window before a
+// disconnect is therefore published again, marked with
+// contract.HeaderRepeat, once the client is back. Only the latest: a
+// subscriber that gets it learns of the earlier ones by their sequence
+// (the gateway reads a room's missing messages back), and a reconnect
+// repeats one event per room, not a window's worth of traffic.
 // Subscribers must treat events as idempotent (a chat.message by its seq,
 // a chat.destroy because a room ends only once).
 package republish
 
 import (
+	"container/list"
 	"sync"
 	"time"
 
@@ -27,11 +32,13 @@ type Events interface {
 
 var _ Events = (*Publisher)(nil)
 
-// entryOverhead approximates what an entry costs beyond its bytes.
-const entryOverhead = 64
+// entryOverhead approximates what an entry costs beyond its bytes: the
+// entry, its list element and its map slot.
+const entryOverhead = 144
 
-// Publisher publishes on a connection and keeps what it published in the
-// last window, to publish it again after a disconnect.
+// Publisher publishes on a connection and keeps the latest event of each
+// subject published in the last window, to publish it again after a
+// disconnect.
 type Publisher struct {
 	nc       *nats.Conn
 	window   time.Duration
@@ -39,8 +46,8 @@ type Publisher struct {
 	now      func() time.Time
 
 	mu     sync.Mutex
-	kept   []entry // oldest first, from head
-	head   int
+	latest map[string]*list.Element // subject → its *entry in order
+	order  list.List                // oldest publish first
 	bytes  int
 	lostAt time.Time // zero while connected
 
@@ -54,6 +61,8 @@ type entry struct {
 	data []byte
 }
 
+func (e *entry) size() int { return len(e.subj) + len(e.data) + entryOverhead }
+
 // New wraps nc, keeping events for window (how long a dead connection can
 // go unnoticed) and at most maxBytes of them, and chains its own handlers
 // before nc's disconnect and reconnect handlers. Its counters are
@@ -61,6 +70,7 @@ type entry struct {
 func New(nc *nats.Conn, window time.Duration, maxBytes int, reg prometheus.Registerer) *Publisher {
 	p := &Publisher{
 		nc: nc, window: window, maxBytes: maxBytes, now: time.Now,
+		latest: map[string]*list.Element{},
 		repeated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "wisp_nats_events_repeated_total",
 			Help: "Events published again after a NATS reconnect, since the old connection may have lost them.",
@@ -87,16 +97,25 @@ func New(nc *nats.Conn, window time.Duration, maxBytes int, reg prometheus.Regis
 	return p
 }
 
-// Publish publishes data on subj and keeps both for the window; data must
-// not be changed afterwards.
+// Publish publishes data on subj and keeps both for the window, in place
+// of the subject's earlier event; data must not be changed afterwards.
 func (p *Publisher) Publish(subj string, data []byte) error {
 	now := p.now()
 	p.mu.Lock()
 	p.forget(now)
-	p.kept = append(p.kept, entry{at: now, subj: subj, data: data})
-	p.bytes += len(subj) + len(data) + entryOverhead
-	for p.bytes > p.maxBytes && p.head < len(p.kept)-1 {
-		p.drop()
+	if el, ok := p.latest[subj]; ok {
+		e := el.Value.(*entry)
+		p.bytes -= e.size()
+		e.at, e.data = now, data
+		p.bytes += e.size()
+		p.order.MoveToBack(el)
+	} else {
+		e := &entry{at: now, subj: subj, data: data}
+		p.latest[subj] = p.order.PushBack(e)
+		p.bytes += e.size()
+	}
+	for p.bytes > p.maxBytes && p.order.Len() > 1 {
+		p.drop(p.order.Front())
 		p.forgotten.Inc()
 	}
 	p.mu.Unlock()
@@ -105,22 +124,15 @@ func (p *Publisher) Publish(subj string, data []byte) error {
 
 // forget drops what is older than the window at now.
 func (p *Publisher) forget(now time.Time) {
-	for p.head < len(p.kept) && now.Sub(p.kept[p.head].at) > p.window {
-		p.drop()
-	}
-	// Reuse the slice's front once half of it is dropped.
-	if p.head > 1024 && p.head*2 > len(p.kept) {
-		n := copy(p.kept, p.kept[p.head:])
-		clear(p.kept[n:])
-		p.kept, p.head = p.kept[:n], 0
+	for el := p.order.Front(); el != nil && now.Sub(el.Value.(*entry).at) > p.window; el = p.order.Front() {
+		p.drop(el)
 	}
 }
 
-func (p *Publisher) drop() {
-	e := p.kept[p.head]
-	p.bytes -= len(e.subj) + len(e.data) + entryOverhead
-	p.kept[p.head] = entry{}
-	p.head++
+func (p *Publisher) drop(el *list.Element) {
+	e := p.order.Remove(el).(*entry)
+	delete(p.latest, e.subj)
+	p.bytes -= e.size()
 }
 
 func (p *Publisher) disconnected() {
@@ -131,10 +143,11 @@ func (p *Publisher) disconnected() {
 	}
 }
 
-// reconnected publishes again what was published in the window before the
-// disconnect. What came later went to the client's reconnect buffer, which
-// nats.go has already sent on the new connection, so the repeats arrive
-// after it.
+// reconnected publishes again each subject's latest event from the window
+// before the disconnect. What came later went to the client's reconnect
+// buffer, which nats.go has already sent on the new connection, so the
+// repeats arrive after it; a subject whose latest event came later is
+// not repeated, since that event follows its earlier ones anyway.
 func (p *Publisher) reconnected() {
 	p.mu.Lock()
 	lostAt := p.lostAt
@@ -144,12 +157,13 @@ func (p *Publisher) reconnected() {
 	}
 	p.lostAt = time.Time{}
 	var again []entry
-	for _, e := range p.kept[p.head:] {
+	for el := p.order.Front(); el != nil; el = el.Next() {
+		e := el.Value.(*entry)
 		if e.at.After(lostAt) {
 			break
 		}
 		if lostAt.Sub(e.at) <= p.window {
-			again = append(again, e)
+			again = append(again, *e)
 		}
 	}
 	p.mu.Unlock()

@@ -2,6 +2,7 @@ package republish
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -190,27 +191,53 @@ func TestWhatExceedsTheSizeLimitIsForgottenOldestFirst(t *testing.T) {
 	none(t, got, 200*time.Millisecond)
 }
 
+func TestOnlyTheLatestEventOfASubjectIsRepeated(t *testing.T) {
+	ns := startNATS(t)
+	got := subscribe(t, ns.ClientURL())
+	p, clock := newPublisher(t, ns.ClientURL(), 10*time.Second, 1<<20)
+	for _, ev := range [][2]string{{"ev.r", "r1"}, {"ev.s", "s1"}, {"ev.r", "r2"}, {"ev.t", "t1"}, {"ev.t", "t2"}} {
+		clock.add(time.Second)
+		if err := p.Publish(ev[0], []byte(ev[1])); err != nil {
+			t.Fatal(err)
+		}
+		next(t, got)
+	}
+	p.disconnected()
+	p.reconnected()
+	// In the order of each subject's latest publish.
+	for _, want := range []string{"s1", "r2", "t2"} {
+		if r := next(t, got); r != (received{want, true}) {
+			t.Fatalf("got %+v, want %s repeated", r, want)
+		}
+	}
+	none(t, got, 200*time.Millisecond)
+}
+
 func TestKeptEventsDoNotGrowWithoutBound(t *testing.T) {
 	ns := startNATS(t)
 	p, clock := newPublisher(t, ns.ClientURL(), time.Second, 1<<30)
-	for range 100_000 {
+	subjects := make([]string, 5000)
+	for i := range subjects {
+		subjects[i] = fmt.Sprintf("ev.%d", i)
+	}
+	for i := range 100_000 {
 		clock.add(time.Millisecond)
-		if err := p.Publish("ev.x", []byte("x")); err != nil && !errors.Is(err, nats.ErrSlowConsumer) {
+		if err := p.Publish(subjects[i%len(subjects)], []byte("x")); err != nil && !errors.Is(err, nats.ErrSlowConsumer) {
 			t.Fatal(err)
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n := len(p.kept) - p.head; n > 1001 {
-		t.Errorf("%d events kept, want at most a window's 1,001", n)
+	if n := p.order.Len(); n > 1001 || len(p.latest) != n {
+		t.Errorf("%d events kept, %d subjects known; want at most a window's 1,001 of each", n, len(p.latest))
 	}
-	if cap(p.kept) > 8192 {
-		t.Errorf("the queue's array holds %d slots for 1,000 events", cap(p.kept))
+	if want := p.order.Len() * (entryOverhead + len("ev.1234") + 1); p.bytes > want {
+		t.Errorf("%d bytes counted for %d events, want at most %d", p.bytes, p.order.Len(), want)
 	}
 }
 
 // BenchmarkPublish: what keeping events costs a publish, against a bare
-// nats.Conn publish, at a 20 s window that holds every event.
+// nats.Conn publish, with 200-byte events spread over 500 rooms' subjects.
 func BenchmarkPublish(b *testing.B) {
 	opts := test.DefaultTestOptions
 	opts.Port = -1
@@ -222,14 +249,20 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	defer nc.Close()
 	data := make([]byte, 200)
+	subjects := make([]string, 500)
+	for i := range subjects {
+		subjects[i] = fmt.Sprintf("chat.message.room%d", i)
+	}
 	for _, bench := range []struct {
 		name string
 		ev   Events
-	}{{"conn", nc}, {"republish", New(nc, 20*time.Second, 32<<20, prometheus.NewRegistry())}} {
+	}{{"conn", nc}, {"republish", New(nc, 25*time.Second, 32<<20, prometheus.NewRegistry())}} {
 		b.Run(bench.name, func(b *testing.B) {
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				if err := bench.ev.Publish("ev.room", data); err != nil {
+				i++
+				if err := bench.ev.Publish(subjects[i%len(subjects)], data); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -31,8 +31,8 @@ type Deps struct {
 	// a Redis Cluster client; nil unless Config.RedisURL is set.
 	Redis   redis.UniversalClient
 	Metrics *prometheus.Registry
-	// Events publishes the service's events on NATS and publishes them
-	// again after a reconnect, since the lost connection may have lost them.
+	// Events publishes the service's events on NATS and, after a reconnect,
+	// each subject's latest one again: the lost connection may have lost it.
 	Events *republish.Publisher
 	// Guard pauses what is added to it while Redis fails its probe; with no
 	// Redis it never pauses anything.
@@ -215,8 +215,8 @@ const (
 	// server took just before its last answer but had not passed on, and
 	// for a ping timer or disconnect handler that runs late.
 	republishWindow = natsDeadUnnoticed + natsPingInterval
-	// republishMaxBytes bounds what is kept for that: the whole window fits
-	// up to about 3,500 events a second of a few hundred bytes each.
+	// republishMaxBytes bounds what is kept for that: the latest events of
+	// about 60,000 rooms, of a few hundred bytes each.
 	republishMaxBytes = 32 << 20
 )
 

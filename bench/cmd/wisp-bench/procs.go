@@ -29,6 +29,14 @@ type procCPU struct {
 
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now(), procs: map[int]procCPU{}}
+	ours(func(pid int, name string, cpu float64) { s.procs[pid] = procCPU{name: name, cpu: cpu} })
+	s.total = machineBusy()
+	return s
+}
+
+// ours calls fn for this process and its children (the services,
+// nats-server, redis-server), with their names and CPU seconds.
+func ours(fn func(pid int, name string, cpu float64)) {
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
@@ -40,10 +48,40 @@ func sampleCPU() cpuSample {
 		if pid == self {
 			name = generatorName
 		}
-		s.procs[pid] = procCPU{name: name, cpu: cpu}
+		fn(pid, name, cpu)
 	}
-	s.total = machineBusy()
-	return s
+}
+
+// peakRSS lists the highest resident memory (VmHWM) the benchmark's child
+// processes have reached since they started, summed per name.
+func peakRSS() string {
+	self := os.Getpid()
+	byName := map[string]int{}
+	ours(func(pid int, name string, _ float64) {
+		if pid == self {
+			return
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return
+		}
+		for line := range strings.Lines(string(b)) {
+			if kib, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(kib), " kB"))
+				byName[name] += n
+			}
+		}
+	})
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return byName[names[i]] > byName[names[j]] })
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %.0f MiB", n, float64(byName[n])/1024)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // readStat returns the command name, parent and CPU seconds of pid.

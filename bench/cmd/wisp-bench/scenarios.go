@@ -298,6 +298,7 @@ func (b *bench) sweepMode(ctx context.Context, mode load.SendMode, number string
 			best = mid
 		}
 	}
+	peak := peakRSS()
 	header := strings.Replace(strings.Replace(resultHeader(), " sockets ended |\n", " sockets ended | sustained | CPU (cores) |\n", 1), "|---|\n", "|---|---|---|\n", 1)
 	b.section(fmt.Sprintf("%s. Highest sustained rate, sends %s (p99 < 50 ms, no loss)", number, mode.Describe()),
 		fmt.Sprintf("%d rooms, every member its own connection and socket, %d-byte messages sent %s, each rate for %v after %v of "+
@@ -305,7 +306,7 @@ func (b *bench) sweepMode(ctx context.Context, mode load.SendMode, number string
 			"delivered once, no error, no socket dropped. A rate that fails is tried twice, and a run that fails while other processes used %.1f core or more does not count (%d runs at most). Each run waits for the machine to be "+
 			"quiet (other processes under %.1f core) first.\n\n",
 			msgRooms, msgSize, mode.Describe(), sweepRun, sweepWarm, sweepP99, quietLimit, sweepBusyTries, quietLimit)+header+rows.String()+
-			fmt.Sprintf("\n**Highest sustained rate, sends %s: %.0f messages/s.**\n", mode.Describe(), best))
+			fmt.Sprintf("\n**Highest sustained rate, sends %s: %.0f messages/s.**\n\nPeak resident memory over the sweep (VmHWM): %s.\n", mode.Describe(), best, peak))
 	target := "≥ 20,000 msgs/s"
 	if mode == load.SendPOST {
 		target = "≥ 12,000 msgs/s"
