@@ -71,6 +71,18 @@ func none(t *testing.T, got <-chan received, within time.Duration) {
 	}
 }
 
+// repeats checks that exactly want arrive next, in order, each marked as a
+// repeat.
+func repeats(t *testing.T, got <-chan received, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if r := next(t, got); r != (received{w, true}) {
+			t.Fatalf("got %+v, want %s repeated", r, w)
+		}
+	}
+	none(t, got, 200*time.Millisecond)
+}
+
 func TestAnEventTheServerNeverGotIsPublishedAgainAfterTheReconnect(t *testing.T) {
 	ns := startNATS(t)
 	got := subscribe(t, ns.ClientURL())
@@ -183,12 +195,7 @@ func TestWhatExceedsTheSizeLimitIsForgottenOldestFirst(t *testing.T) {
 	}
 	p.disconnected()
 	p.reconnected()
-	for _, want := range []string{"3", "4", "5"} {
-		if r := next(t, got); r != (received{want, true}) {
-			t.Fatalf("got %+v, want %s repeated", r, want)
-		}
-	}
-	none(t, got, 200*time.Millisecond)
+	repeats(t, got, "3", "4", "5")
 }
 
 func TestOnlyTheLatestEventOfASubjectIsRepeated(t *testing.T) {
@@ -205,12 +212,7 @@ func TestOnlyTheLatestEventOfASubjectIsRepeated(t *testing.T) {
 	p.disconnected()
 	p.reconnected()
 	// In the order of each subject's latest publish.
-	for _, want := range []string{"s1", "r2", "t2"} {
-		if r := next(t, got); r != (received{want, true}) {
-			t.Fatalf("got %+v, want %s repeated", r, want)
-		}
-	}
-	none(t, got, 200*time.Millisecond)
+	repeats(t, got, "s1", "r2", "t2")
 }
 
 func TestKeptEventsDoNotGrowWithoutBound(t *testing.T) {
