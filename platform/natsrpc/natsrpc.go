@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,14 +35,19 @@ type Server struct {
 	log      *slog.Logger
 	classify Classify
 	duration *prometheus.HistogramVec
-	inflight chan struct{}
-	jobs     chan func() // to an idle worker (unbuffered: none idle, none takes it)
+	busy     prometheus.Counter
+	jobs     chan *request // to an idle worker (unbuffered: none idle, none takes it)
 	idle     time.Duration
-	workers  atomic.Int64 // alive, busy or idle
-	running  sync.WaitGroup
-	timeout  time.Duration
+	workers  atomic.Int64   // alive, busy or idle
+	running  sync.WaitGroup // requests taken in and not yet answered
+	timeout  time.Duration  // from a request's arrival, unless its caller's is shorter
+	limits   limits
 	served   atomic.Int64
 	paused   atomic.Bool
+
+	qmu    sync.Mutex
+	active int        // workers with a request
+	queue  []*request // taken in, waiting for a worker, oldest first
 
 	mu        sync.Mutex
 	svc       micro.Service // nil while paused or stopped
@@ -59,10 +65,6 @@ type endpoint struct {
 	handler       micro.Handler
 }
 
-// maxInflight bounds the requests one replica works on at once; beyond it
-// the endpoint's subscription buffers and NATS applies back pressure.
-const maxInflight = 4096
-
 // NewServer registers a micro service named name on nc.
 func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg prometheus.Registerer, classify Classify) (*Server, error) {
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -70,13 +72,19 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 		Help:    "Time to handle one NATS request, by endpoint and result code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"endpoint", "code"})
-	err := reg.Register(duration)
-	if err != nil {
-		return nil, err
+	busy := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wisp_nats_requests_busy_total",
+		Help: "Requests refused 503 for overload: every worker busy and the queue full, or their caller stopped waiting while they were queued.",
+	})
+	for _, c := range []prometheus.Collector{duration, busy} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
 	}
-	s := &Server{nc: nc, name: name, version: version, log: log, classify: classify, duration: duration,
-		inflight: make(chan struct{}, maxInflight), jobs: make(chan func()), idle: workerIdle, timeout: 5 * time.Second}
+	s := &Server{nc: nc, name: name, version: version, log: log, classify: classify, duration: duration, busy: busy,
+		jobs: make(chan *request), idle: workerIdle, timeout: 5 * time.Second, limits: defaultLimits}
 	s.newWork()
+	var err error
 	if s.svc, err = micro.AddService(nc, micro.Config{Name: name, Version: version}); err != nil {
 		return nil, fmt.Errorf("micro service %s: %w", name, err)
 	}
@@ -84,35 +92,29 @@ func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg promet
 }
 
 // Handle serves fn on subject as endpoint name. Each request runs on a
-// worker of its own (bounded), so one slow Redis round trip does not queue
-// the rest.
+// worker of its own, so one slow Redis round trip does not hold up the
+// rest; workers and the queue before them are bounded (see limits).
 func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Context, Req) (Rep, error)) error {
 	h := micro.HandlerFunc(func(r micro.Request) {
 		s.served.Add(1)
+		in := &request{msg: r, endpoint: name, arrived: time.Now(), call: func(ctx context.Context, data []byte) (any, error) {
+			var req Req
+			if len(data) > 0 {
+				if err := json.Unmarshal(data, &req); err != nil {
+					return nil, &contract.Error{Code: contract.CodeBadRequest, Description: "invalid request body"}
+				}
+			}
+			return fn(ctx, req)
+		}}
+		in.deadline = s.deadline(r, in.arrived)
 		if s.paused.Load() {
 			// Taken in before the pause reached NATS: answer at once rather
 			// than wait on a store known to be away; the caller may retry
 			// on a healthy replica.
-			s.replyError(r, contract.CodeUnavailable, "service unavailable")
-			s.duration.WithLabelValues(name, contract.CodeUnavailable).Observe(0)
+			s.refuse(in, "service unavailable")
 			return
 		}
-		s.inflight <- struct{}{}
-		s.running.Add(1)
-		s.spawn(func() {
-			defer func() { <-s.inflight; s.running.Done() }()
-			start := time.Now()
-			code := s.serve(r, name, func(ctx context.Context, data []byte) (any, error) {
-				var req Req
-				if len(data) > 0 {
-					if err := json.Unmarshal(data, &req); err != nil {
-						return nil, &contract.Error{Code: contract.CodeBadRequest, Description: "invalid request body"}
-					}
-				}
-				return fn(ctx, req)
-			})
-			s.duration.WithLabelValues(name, code).Observe(time.Since(start).Seconds())
-		})
+		s.admit(in)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -123,36 +125,21 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 	return s.svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
 }
 
-// workerIdle is how long a worker waits for its next request before it
-// ends.
-const workerIdle = 10 * time.Second
+// timeoutHeader carries how many milliseconds the caller will wait for
+// the answer, as gRPC's grpc-timeout does: relative, so the two machines'
+// clocks need not agree.
+const timeoutHeader = "Wisp-Timeout"
 
-// spawn runs job on an idle worker, or on a new one when none is idle.
-// Workers outlive their request because a goroutine keeps the stack it
-// grew: a fresh one per request grew its stack for every request (decoding,
-// the Redis client), a tenth of the messages service's CPU.
-func (s *Server) spawn(job func()) {
-	select {
-	case s.jobs <- job:
-	default:
-		s.workers.Add(1)
-		go s.worker(job)
-	}
-}
-
-func (s *Server) worker(job func()) {
-	defer s.workers.Add(-1)
-	idle := time.NewTimer(s.idle)
-	defer idle.Stop()
-	for {
-		job()
-		idle.Reset(s.idle)
-		select {
-		case job = <-s.jobs:
-		case <-idle.C:
-			return
+// deadline is when the caller of r stops waiting: by its timeout header,
+// and at most the server's own timeout after arrival.
+func (s *Server) deadline(r micro.Request, arrived time.Time) time.Time {
+	d := arrived.Add(s.timeout)
+	if ms, err := strconv.ParseInt(r.Headers().Get(timeoutHeader), 10, 64); err == nil && ms >= 0 {
+		if caller := arrived.Add(time.Duration(ms) * time.Millisecond); caller.Before(d) {
+			d = caller
 		}
 	}
+	return d
 }
 
 // Pause stops taking requests: the endpoints leave their queue groups, so
@@ -223,13 +210,14 @@ func (s *Server) Resume() error {
 // Paused reports whether the server is out of its queue groups.
 func (s *Server) Paused() bool { return s.paused.Load() }
 
-// serve runs call and answers r once. Pause cancelling work answers 503 at
+// serve runs req and answers it once. Pause cancelling work answers 503 at
 // once: a store client blocked on a socket read does not notice a cancelled
 // context (only its own timeouts), and the caller should not wait for it.
-// call still finishes here, so the replica's shutdown waits for it.
-func (s *Server) serve(r micro.Request, name string, call func(context.Context, []byte) (any, error)) string {
+// The call still finishes here, so the replica's shutdown waits for it.
+func (s *Server) serve(req *request) string {
+	r, name := req.msg, req.endpoint
 	work := *s.work.Load()
-	ctx, cancel := context.WithTimeout(work, s.timeout)
+	ctx, cancel := context.WithDeadline(work, req.deadline)
 	defer cancel()
 	var answered atomic.Bool
 	stop := context.AfterFunc(work, func() {
@@ -237,7 +225,7 @@ func (s *Server) serve(r micro.Request, name string, call func(context.Context, 
 			s.replyError(r, contract.CodeUnavailable, "service unavailable")
 		}
 	})
-	rep, err := call(ctx, r.Data())
+	rep, err := req.call(ctx, r.Data())
 	if !stop() && !answered.CompareAndSwap(false, true) {
 		return contract.CodeUnavailable // Pause answered it
 	}
@@ -346,7 +334,11 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, body)
+	m := &nats.Msg{Subject: subject, Data: body}
+	if d, ok := ctx.Deadline(); ok {
+		m.Header = nats.Header{timeoutHeader: {strconv.FormatInt(time.Until(d).Milliseconds(), 10)}}
+	}
+	msg, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {
 		unavailable := &contract.Error{Code: contract.CodeUnavailable, Description: "service unavailable"}
 		switch {
