@@ -16,11 +16,12 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 
 	"wisp/bench/load"
 	"wisp/stack"
@@ -60,12 +61,13 @@ var scenarios = []struct {
 	{"expiry", (*bench).expiry, false},
 	{"create", (*bench).create, false},
 	{"pool", (*bench).pool, true},
+	{"overload", (*bench).overload, true},
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("wisp-bench", flag.ContinueOnError)
 	out := fs.String("out", "BENCHMARKS.md", "report to write")
-	only := fs.String("only", "", "comma-separated scenarios to run (default: latency,sweep,memory,expiry,create; the extra one, pool, only when named)")
+	only := fs.String("only", "", "comma-separated scenarios to run (default: latency,sweep,memory,expiry,create; the extra ones, pool and overload, only when named)")
 	modes := fs.String("modes", "socket,post", "send modes of the latency and sweep scenarios: socket (send frame → ack), post, or both")
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
@@ -223,6 +225,7 @@ func (b *bench) report(args []string, took time.Duration, notesPath, previous st
 	fmt.Fprintf(&r, "go run ./bench/cmd/wisp-bench %s\n", strings.Join(args, " "))
 	r.WriteString("go run ./bench/cmd/wisp-bench -only latency -modes post   # one scenario, one send mode\n")
 	r.WriteString("go run ./bench/cmd/wisp-bench -only pool                  # the extra shared-pool scenario (not browser-like)\n")
+	r.WriteString("go run ./bench/cmd/wisp-bench -only overload              # the extra overload scenario\n")
 	r.WriteString("# against a running system (RATE_LIMITS=off make run), the generator alone:\n")
 	r.WriteString("go run ./bench/cmd/wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -warmup 5s -send socket\n")
 	r.WriteString("go run ./bench/cmd/wisp-load -url http://127.0.0.1:3000 -rooms 500 -rate 1000 -duration 55s -warmup 5s -send post\n")
@@ -267,25 +270,18 @@ func (b *bench) report(args []string, took time.Duration, notesPath, previous st
 }
 
 func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if info, err := fs.CPUInfo(); err == nil && len(info) > 0 {
+			return info[0].ModelName
 		}
 	}
 	return "unknown"
 }
 
 func memTotal() string {
-	b, _ := os.ReadFile("/proc/meminfo")
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "MemTotal:") {
-			f := strings.Fields(line)
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				return "unknown"
-			}
-			return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if mi, err := fs.Meminfo(); err == nil && mi.MemTotalBytes != nil {
+			return fmt.Sprintf("%.1f GiB", float64(*mi.MemTotalBytes)/(1<<30))
 		}
 	}
 	return "unknown"
@@ -318,12 +314,12 @@ func redisVersion() string {
 }
 
 func loadAvg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if la, err := fs.LoadAvg(); err == nil {
+			return fmt.Sprintf("%.2f %.2f %.2f", la.Load1, la.Load5, la.Load15)
+		}
 	}
-	return strings.Join(f[:3], " ")
+	return "unknown"
 }
 
 // limitedWriter keeps the first n bytes of the services' logs (shown when

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
-)
 
-// clockTicks is USER_HZ, the unit of /proc CPU times (100 on Linux).
-const clockTicks = 100
+	"github.com/prometheus/procfs"
+)
 
 // cpuSample is the CPU time used so far by this process, its children (the
 // services, nats-server, redis-server) and the whole machine.
@@ -29,26 +25,29 @@ type procCPU struct {
 
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now(), procs: map[int]procCPU{}}
-	ours(func(pid int, name string, cpu float64) { s.procs[pid] = procCPU{name: name, cpu: cpu} })
+	ours(func(p procfs.Proc, name string, cpu float64) { s.procs[p.PID] = procCPU{name: name, cpu: cpu} })
 	s.total = machineBusy()
 	return s
 }
 
 // ours calls fn for this process and its children (the services,
 // nats-server, redis-server), with their names and CPU seconds.
-func ours(fn func(pid int, name string, cpu float64)) {
+func ours(fn func(p procfs.Proc, name string, cpu float64)) {
+	procs, err := procfs.AllProcs()
+	if err != nil {
+		return
+	}
 	self := os.Getpid()
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		pid, _ := strconv.Atoi(filepath.Base(d))
-		name, ppid, cpu, ok := readStat(pid)
-		if !ok || (pid != self && ppid != self) {
+	for _, p := range procs {
+		st, err := p.Stat()
+		if err != nil || (p.PID != self && st.PPID != self) {
 			continue
 		}
-		if pid == self {
+		name := st.Comm
+		if p.PID == self {
 			name = generatorName
 		}
-		fn(pid, name, cpu)
+		fn(p, name, st.CPUTime())
 	}
 }
 
@@ -56,20 +55,13 @@ func ours(fn func(pid int, name string, cpu float64)) {
 // processes have reached since they started, summed per name.
 func peakRSS() string {
 	self := os.Getpid()
-	byName := map[string]int{}
-	ours(func(pid int, name string, _ float64) {
-		if pid == self {
+	byName := map[string]uint64{}
+	ours(func(p procfs.Proc, name string, _ float64) {
+		if p.PID == self {
 			return
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-		if err != nil {
-			return
-		}
-		for line := range strings.Lines(string(b)) {
-			if kib, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(kib), " kB"))
-				byName[name] += n
-			}
+		if st, err := p.NewStatus(); err == nil {
+			byName[name] += st.VmHWM
 		}
 	})
 	names := make([]string, 0, len(byName))
@@ -79,56 +71,24 @@ func peakRSS() string {
 	sort.Slice(names, func(i, j int) bool { return byName[names[i]] > byName[names[j]] })
 	parts := make([]string, len(names))
 	for i, n := range names {
-		parts[i] = fmt.Sprintf("%s %.0f MiB", n, float64(byName[n])/1024)
+		parts[i] = fmt.Sprintf("%s %.0f MiB", n, float64(byName[n])/(1<<20))
 	}
 	return strings.Join(parts, ", ")
 }
 
-// readStat returns the command name, parent and CPU seconds of pid.
-func readStat(pid int) (string, int, float64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, 0, false
-	}
-	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < 0 {
-		return "", 0, 0, false
-	}
-	f := strings.Fields(s[close+2:])
-	if len(f) < 13 {
-		return "", 0, 0, false
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return s[open+1 : close], ppid, (ut + st) / clockTicks, true
-}
-
-// machineBusy is the non-idle CPU time of the machine, in seconds.
+// machineBusy is the non-idle CPU time of the machine, in seconds (guest
+// time is already counted in user time).
 func machineBusy() float64 {
-	f, err := os.Open("/proc/stat")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	if !sc.Scan() {
+	st, err := fs.Stat()
+	if err != nil {
 		return 0
 	}
-	fields := strings.Fields(sc.Text())[1:]
-	var busy float64
-	for i, v := range fields {
-		n, _ := strconv.ParseFloat(v, 64)
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		if i >= 8 { // guest time is already counted in user
-			break
-		}
-		busy += n
-	}
-	return busy / clockTicks
+	c := st.CPUTotal
+	return c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
 }
 
 // cpuUse is the CPU used between two samples, as cores busy on average.

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +44,8 @@ const (
 	createActors   = 32
 	poolConns      = 256 // the extra shared-pool scenario: the generator's only mode before
 	poolRun        = 20 * time.Second
+	overloadRate   = 25000            // the extra overload scenario: far above any sustained rate here
+	overloadGrace  = 30 * time.Second // a queue behind an overload drains long after its schedule
 )
 
 // playRun runs the generator and the CPU accounting of its measured part,
@@ -225,6 +224,35 @@ func (b *bench) pool(ctx context.Context) error {
 	return nil
 }
 
+// overload: the extra scenario (not run by default). Far more sends than
+// the system can take, then the latency scenario's rate on the same system:
+// an overload should end in delay or quick refusals, never in lost
+// messages or unbounded memory, and leave the system as fast as before.
+func (b *bench) overload(ctx context.Context) error {
+	s, err := b.start(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer b.stop(s)
+	var rows strings.Builder
+	for _, rate := range []float64{overloadRate, latencyRate} {
+		b.waitQuiet(ctx)
+		res, use, err := b.playRun(ctx, load.Config{Gateways: s.Gateways(), Rooms: msgRooms, Rate: rate,
+			Duration: sweepRun, Warmup: sweepWarm, Grace: overloadGrace, Size: msgSize, Send: load.SendSocket}, false)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&rows, "%s %s |\n", strings.TrimSuffix(resultRow(res), "\n"), use)
+		settle(ctx)
+	}
+	header := strings.Replace(strings.Replace(resultHeader(), " sockets ended |\n", " sockets ended | CPU (cores) |\n", 1), "|---|\n", "|---|---|\n", 1)
+	b.section("Extra: an overload, then the ordinary rate",
+		fmt.Sprintf("%d rooms, sends over the socket: %d msgs/s for %v after %v of warm-up (answers and deliveries counted up to %v after the "+
+			"schedule), then %d msgs/s on the same system, fresh rooms.\n\n", msgRooms, overloadRate, sweepRun, sweepWarm, overloadGrace, latencyRate)+
+			header+rows.String()+fmt.Sprintf("\nPeak resident memory (VmHWM): %s.\n", peakRSS()))
+	return nil
+}
+
 // sweep: scenario 2, once per send mode, each on a fresh system. Rates go
 // up by sweepStep while the run is sustained (p99 < 50 ms, nothing lost, no
 // errors, no socket dropped); a failed rate is tried a second time before
@@ -357,22 +385,12 @@ func gatewayProc(s *stack.System) *stack.Proc { return s.LiveProc("gateway") }
 // goMetrics reads the named Prometheus gauges of a process.
 func goMetrics(p *stack.Proc, names ...string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get(p.OpsURL + "/metrics")
+	families, err := testkit.Metrics(p.OpsURL + "/metrics")
 	if err != nil {
 		return out
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return out
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 && slices.Contains(names, f[0]) {
-			v, _ := strconv.ParseFloat(f[1], 64)
-			out[f[0]] = v
-		}
+	for _, n := range names {
+		out[n], _ = testkit.Value(families, n)
 	}
 	return out
 }

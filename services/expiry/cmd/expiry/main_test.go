@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,25 +52,16 @@ func (in *infra) fence(tb testing.TB) {
 	in.rec.WaitAll(tb, []string{id}, 10*time.Second)
 }
 
-// metric reads one sample of s's /metrics, e.g. `wisp_expiry_rooms_total{path="event"}`.
-func metric(tb testing.TB, s *testkit.Running, sample string) float64 {
+// metric reads one sample of s's /metrics: name's with the given labels
+// (name, value pairs), 0 when there is none yet.
+func metric(tb testing.TB, s *testkit.Running, name string, labels ...string) float64 {
 	tb.Helper()
-	resp, err := http.Get(s.OpsURL + "/metrics")
+	families, err := testkit.Metrics(s.OpsURL + "/metrics")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), sample+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return f
-		}
-	}
-	return 0
+	v, _ := testkit.Value(families, name, labels...)
+	return v
 }
 
 func TestRunServesAndStopsCleanly(t *testing.T) {
@@ -161,10 +149,10 @@ func TestEachPathEndsARoomOnItsOwn(t *testing.T) {
 	in.rec.WaitAll(t, []string{evented}, 5*time.Second)
 	// The count follows the announcement, which may be heard first.
 	testkit.Eventually(t, 2*time.Second, func() error {
-		if got := metric(t, s, `wisp_expiry_rooms_total{path="event"}`); got != 1 {
+		if got := metric(t, s, "wisp_expiry_rooms_total", "path", "event"); got != 1 {
 			return fmt.Errorf("rooms ended via an event = %v, want 1", got)
 		}
-		if got := metric(t, s, `wisp_expiry_rooms_total{path="sweep"}`); got != 1 {
+		if got := metric(t, s, "wisp_expiry_rooms_total", "path", "sweep"); got != 1 {
 			return fmt.Errorf("rooms ended via the deadline set = %v, want 1", got)
 		}
 		return nil
@@ -416,7 +404,7 @@ func TestSurvivesRedisOutage(t *testing.T) {
 	s := in.start(t, "SWEEP_INTERVAL", "50ms")
 	in.redis.Stop()
 	testkit.Eventually(t, 10*time.Second, func() error {
-		if metric(t, s, `wisp_expiry_errors_total{op="epoch"}`) == 0 {
+		if metric(t, s, "wisp_expiry_errors_total", "op", "epoch") == 0 {
 			return errors.New("no failed sweep counted")
 		}
 		return nil
