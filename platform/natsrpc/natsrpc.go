@@ -69,7 +69,7 @@ type endpoint struct {
 func NewServer(nc *nats.Conn, name, version string, log *slog.Logger, reg prometheus.Registerer, classify Classify) (*Server, error) {
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wisp_nats_request_duration_seconds",
-		Help:    "Time to handle one NATS request, by endpoint and result code.",
+		Help:    "Time from a NATS request's arrival to its answer, by endpoint and result code.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"endpoint", "code"})
 	busy := prometheus.NewCounter(prometheus.CounterOpts{

@@ -82,7 +82,7 @@ func New(cfg Config, backend Backend, rt Realtime, log *slog.Logger, metrics *Me
 		s.limiter = ratelimit.NewMemory()
 	}
 	s.session = realtime.Config{Backend: backend, Signals: rt.Signals, Status: statusOf,
-		RateLimits: cfg.RateLimits, Timeout: cfg.RequestTimeout}
+		RateLimits: cfg.RateLimits, Timeout: cfg.RequestTimeout, Sends: realtime.NewSends()}
 	fc := fiber.Config{
 		AppName:                 "wisp",
 		DisableStartupMessage:   true,

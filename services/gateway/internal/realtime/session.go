@@ -48,6 +48,12 @@ const (
 	// MaxInFlight sends of one socket may wait for the messages service;
 	// beyond that the socket's reader waits too.
 	MaxInFlight = 16
+	// MaxGatewaySends may wait for it across all of a gateway's sockets: a
+	// waiting send holds a goroutine and its request (about 8 KB), so with
+	// the messages service slow, thousands of busy sockets would otherwise
+	// hold a gateway's memory limit. Beyond it, readers wait, and clients'
+	// frames stay in their connections' buffers.
+	MaxGatewaySends = 4096
 )
 
 // Config is what every session shares.
@@ -61,7 +67,13 @@ type Config struct {
 	RateLimits bool
 	// Timeout bounds one send's call to the backend.
 	Timeout time.Duration
+	// Sends is shared by the sessions: one slot per send waiting for the
+	// backend (NewSends). Nil bounds only each socket's.
+	Sends chan struct{}
 }
+
+// NewSends returns the slots of a gateway's waiting sends.
+func NewSends() chan struct{} { return make(chan struct{}, MaxGatewaySends) }
 
 // Session is one socket's protocol state. OnText runs on the socket's
 // reader goroutine only, so the fields it alone uses need no lock.
@@ -216,9 +228,17 @@ func (s *Session) send(f frame) {
 		s.inflight = make(chan struct{}, MaxInFlight)
 	}
 	s.inflight <- struct{}{}
+	if s.cfg.Sends != nil {
+		s.cfg.Sends <- struct{}{}
+	}
 	s.out.Hold()
 	go func() {
-		defer func() { <-s.inflight }()
+		defer func() {
+			if s.cfg.Sends != nil {
+				<-s.cfg.Sends
+			}
+			<-s.inflight
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 		defer cancel()
 		raw, err := s.cfg.Backend.Send(ctx, req)

@@ -18,16 +18,20 @@ type fakes struct {
 	sent    [][]byte
 	signals []string
 	reqs    []contract.SendRequest
-	holds   int     // sends awaiting their answer
-	answers []int64 // the seq of each answer
-	err     error   // what Send fails with
+	holds   int           // sends awaiting their answer
+	answers []int64       // the seq of each answer
+	err     error         // what Send fails with
+	block   chan struct{} // when set, Send answers once it is closed
 }
 
 func (f *fakes) Send(_ context.Context, req contract.SendRequest) ([]byte, error) {
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
-	err := f.err
+	err, block := f.err, f.block
 	f.mu.Unlock()
+	if block != nil {
+		<-block
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -230,5 +234,44 @@ func TestSendCarriesAnEnvelope(t *testing.T) {
 	}
 	if !refused {
 		t.Fatalf("a send with neither text nor envelope was not refused: %q", f.sent)
+	}
+}
+
+// The gateway's sockets together have at most cfg.Sends waiting for the
+// messages service: one more socket's send waits, unread, until one of
+// them is answered, and then goes through.
+func TestTheGatewaysWaitingSendsAreBounded(t *testing.T) {
+	f := &fakes{block: make(chan struct{})}
+	cfg := &Config{Backend: f, Signals: f, Timeout: time.Second, Sends: make(chan struct{}, 2),
+		Status: func(error) (int, string) { return 503, "down" }}
+	alice := NewSession(cfg, outbox{f}, "room", "secret", "alice")
+	bob := NewSession(cfg, outbox{f}, "room2", "secret2", "bob")
+	alice.OnText([]byte(`{"type":"send","clientId":"a1","sender":"al","text":"one"}`))
+	alice.OnText([]byte(`{"type":"send","clientId":"a2","sender":"al","text":"two"}`))
+
+	read := make(chan struct{})
+	go func() {
+		bob.OnText([]byte(`{"type":"send","clientId":"b1","sender":"bo","text":"three"}`))
+		close(read)
+	}()
+	select {
+	case <-read:
+		t.Fatal("a third send was taken while the gateway's two slots waited for the backend")
+	case <-time.After(200 * time.Millisecond):
+	}
+	f.mu.Lock()
+	reqs := len(f.reqs)
+	f.mu.Unlock()
+	if reqs != 2 {
+		t.Fatalf("%d sends reached the backend, want 2", reqs)
+	}
+
+	close(f.block)
+	<-read
+	f.waitSent(3)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) != 3 || len(f.sent) != 3 {
+		t.Fatalf("after the backend answered: %d sends, %d frames; want 3 and 3", len(f.reqs), len(f.sent))
 	}
 }
