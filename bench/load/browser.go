@@ -99,6 +99,12 @@ func (g *Gateway) Shared() bool { return g.pool != nil }
 type Client struct {
 	gw *Gateway
 	hc *fasthttp.HostClient
+	// conns is one slot per connection: a request waits here for one, so
+	// the HostClient never has to queue it. Its own queue can miss a
+	// connection handed back just before the waiter registers, and the
+	// request then waits out MaxConnWaitTimeout for nothing
+	// (valyala/fasthttp#2391, open as of v1.58).
+	conns chan struct{}
 }
 
 // NewClient returns a client with a keep-alive connection of its own, as a
@@ -130,7 +136,7 @@ func (g *Gateway) newClient(conns int, local net.IP) *Client {
 		d := &net.Dialer{Timeout: 15 * time.Second, LocalAddr: &net.TCPAddr{IP: local}}
 		hc.Dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
 	}
-	return &Client{gw: g, hc: hc}
+	return &Client{gw: g, hc: hc, conns: make(chan struct{}, conns)}
 }
 
 // CloseIdle closes the client's idle keep-alive connections.
@@ -159,7 +165,20 @@ func (c *Client) do(method, path, cookie string, body []byte, resp *fasthttp.Res
 		req.Header.SetContentType("application/json")
 		req.SetBodyRaw(body)
 	}
-	if err := c.hc.Do(req, resp); err != nil {
+	select {
+	case c.conns <- struct{}{}:
+	default:
+		wait := time.NewTimer(c.hc.MaxConnWaitTimeout)
+		select {
+		case c.conns <- struct{}{}:
+			wait.Stop()
+		case <-wait.C:
+			return fasthttp.ErrNoFreeConns
+		}
+	}
+	err := c.hc.Do(req, resp)
+	<-c.conns
+	if err != nil {
 		return err
 	}
 	if s := resp.StatusCode(); s >= 300 {
