@@ -28,6 +28,12 @@ const (
 // copy may have died with the old connection, or may have arrived.
 const HeaderRepeat = "Wisp-Repeat"
 
+// HeaderTimeout carries, on a request, how many milliseconds its caller
+// will wait for the answer (platform/natsrpc): relative, as gRPC's
+// grpc-timeout, so the two machines' clocks need not agree. The server
+// does not work on a request whose caller has stopped waiting.
+const HeaderTimeout = "Wisp-Timeout"
+
 // Reasons a room ends, carried in chat.destroy.
 const (
 	ReasonDestroyed = "destroyed"

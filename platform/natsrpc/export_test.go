@@ -21,3 +21,7 @@ func Queued(s *Server) int {
 	defer s.qmu.Unlock()
 	return len(s.queue)
 }
+
+// ServerTimeout is how long a request may take at most when its caller
+// sent no timeout of its own.
+func ServerTimeout(s *Server) time.Duration { return s.timeout }

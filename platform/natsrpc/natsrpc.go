@@ -125,16 +125,11 @@ func Handle[Req, Rep any](s *Server, name, subject string, fn func(context.Conte
 	return s.svc.AddEndpoint(name, h, micro.WithEndpointSubject(subject))
 }
 
-// timeoutHeader carries how many milliseconds the caller will wait for
-// the answer, as gRPC's grpc-timeout does: relative, so the two machines'
-// clocks need not agree.
-const timeoutHeader = "Wisp-Timeout"
-
 // deadline is when the caller of r stops waiting: by its timeout header,
 // and at most the server's own timeout after arrival.
 func (s *Server) deadline(r micro.Request, arrived time.Time) time.Time {
 	d := arrived.Add(s.timeout)
-	if ms, err := strconv.ParseInt(r.Headers().Get(timeoutHeader), 10, 64); err == nil && ms >= 0 {
+	if ms, err := strconv.ParseInt(r.Headers().Get(contract.HeaderTimeout), 10, 64); err == nil && ms >= 0 {
 		if caller := arrived.Add(time.Duration(ms) * time.Millisecond); caller.Before(d) {
 			d = caller
 		}
@@ -336,7 +331,7 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req any) ([]byt
 	}
 	m := &nats.Msg{Subject: subject, Data: body}
 	if d, ok := ctx.Deadline(); ok {
-		m.Header = nats.Header{timeoutHeader: {strconv.FormatInt(time.Until(d).Milliseconds(), 10)}}
+		m.Header = nats.Header{contract.HeaderTimeout: {strconv.FormatInt(time.Until(d).Milliseconds(), 10)}}
 	}
 	msg, err := nc.RequestMsgWithContext(ctx, m)
 	if err != nil {

@@ -54,8 +54,7 @@ func (s *Server) admit(req *request) {
 		s.qmu.Unlock()
 	default:
 		s.qmu.Unlock()
-		s.busy.Inc()
-		s.refuse(req, "busy, try again")
+		s.refuseBusy(req)
 		s.running.Done()
 	}
 }
@@ -116,8 +115,7 @@ func (s *Server) run(req *request) {
 	case s.paused.Load():
 		s.refuse(req, "service unavailable")
 	case time.Now().After(req.deadline):
-		s.busy.Inc()
-		s.refuse(req, "busy, try again")
+		s.refuseBusy(req)
 	default:
 		code := s.serve(req)
 		s.duration.WithLabelValues(req.endpoint, code).Observe(time.Since(req.arrived).Seconds())
@@ -128,4 +126,10 @@ func (s *Server) run(req *request) {
 func (s *Server) refuse(req *request, desc string) {
 	s.replyError(req.msg, contract.CodeUnavailable, desc)
 	s.duration.WithLabelValues(req.endpoint, contract.CodeUnavailable).Observe(time.Since(req.arrived).Seconds())
+}
+
+// refuseBusy refuses req for overload, and counts it.
+func (s *Server) refuseBusy(req *request) {
+	s.busy.Inc()
+	s.refuse(req, "busy, try again")
 }

@@ -68,7 +68,7 @@ type Config struct {
 	// Timeout bounds one send's call to the backend.
 	Timeout time.Duration
 	// Sends is shared by the sessions: one slot per send waiting for the
-	// backend (NewSends). Nil bounds only each socket's.
+	// backend (NewSends).
 	Sends chan struct{}
 }
 
@@ -228,17 +228,10 @@ func (s *Session) send(f frame) {
 		s.inflight = make(chan struct{}, MaxInFlight)
 	}
 	s.inflight <- struct{}{}
-	if s.cfg.Sends != nil {
-		s.cfg.Sends <- struct{}{}
-	}
+	s.cfg.Sends <- struct{}{}
 	s.out.Hold()
 	go func() {
-		defer func() {
-			if s.cfg.Sends != nil {
-				<-s.cfg.Sends
-			}
-			<-s.inflight
-		}()
+		defer func() { <-s.cfg.Sends; <-s.inflight }()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout)
 		defer cancel()
 		raw, err := s.cfg.Backend.Send(ctx, req)

@@ -82,7 +82,7 @@ func (o outbox) Answer(frame []byte, seq int64) bool {
 
 func newTestSession(limits bool) (*Session, *fakes) {
 	f := &fakes{}
-	cfg := &Config{Backend: f, Signals: f, RateLimits: limits, Timeout: time.Second,
+	cfg := &Config{Backend: f, Signals: f, RateLimits: limits, Timeout: time.Second, Sends: NewSends(),
 		Status: func(error) (int, string) { return 503, "down" }}
 	return NewSession(cfg, outbox{f}, "room", "secret", "alice"), f
 }
