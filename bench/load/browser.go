@@ -94,6 +94,10 @@ func (g *Gateway) source() net.IP {
 // Shared says whether members share a connection pool (the extra mode).
 func (g *Gateway) Shared() bool { return g.pool != nil }
 
+// acceptEncoding is what Chromium sends on every request: the gateway
+// answers with compressed pages, and the member reads them as they come.
+const acceptEncoding = "gzip, deflate, br, zstd"
+
 // Client is one browser's HTTP side: its own keep-alive connection (or,
 // in the shared mode, the pool).
 type Client struct {
@@ -155,6 +159,7 @@ func (c *Client) do(method, path, cookie string, body []byte, resp *fasthttp.Res
 	defer fasthttp.ReleaseRequest(req)
 	req.SetRequestURI(c.gw.Base + path)
 	req.Header.SetMethod(method)
+	req.Header.Set("Accept-Encoding", acceptEncoding)
 	if method != http.MethodGet {
 		req.Header.Set("Origin", c.gw.Base)
 	}

@@ -9,6 +9,7 @@ replace (
 )
 
 require (
+	github.com/andybalholm/brotli v1.1.1
 	github.com/fasthttp/websocket v1.5.12
 	github.com/gobwas/ws v1.5.0
 	github.com/gofiber/contrib/websocket v1.3.4
@@ -24,7 +25,6 @@ require (
 )
 
 require (
-	github.com/andybalholm/brotli v1.1.1 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.9.0-default-no-op // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -70,7 +70,8 @@ func runLighthouse(t *testing.T, url string, desktop bool) lighthouseReport {
 
 // TestBrowserLighthouse: Lighthouse scores accessibility and best
 // practices 100 on the home page, a banner and the room (phone and
-// desktop), with a layout shift under 0.05.
+// desktop), with a layout shift under 0.05 and every text resource
+// compressed.
 func TestBrowserLighthouse(t *testing.T) {
 	s := startStack(t, 1, nil)
 	gw := s.Gateways()[0]
@@ -109,6 +110,10 @@ func TestBrowserLighthouse(t *testing.T) {
 		}
 		if cls >= 0.05 {
 			t.Errorf("%s: Lighthouse CLS %.4f, want < 0.05", tc.name, cls)
+		}
+		// The page and its scripts and stylesheet come compressed.
+		if a := r.Audits["uses-text-compression"]; a.Score == nil || *a.Score < 1 {
+			t.Errorf("%s: Lighthouse finds text sent uncompressed (%s: %.0f bytes to save)", tc.name, a.Title, a.NumericValue)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,6 +185,84 @@ func TestHomePageAndAssets(t *testing.T) {
 	if r := b.get("/static/room.js"); r.status != 200 || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
 		t.Fatalf("script: %d %s", r.status, r.header.Get("Content-Type"))
 	}
+}
+
+// A browser gets the pages and assets compressed the way it asked, each
+// form unpacking to the same bytes, with Vary and ETags that keep caches
+// from mixing them up; an asset it already has is not sent again.
+func TestPagesAndAssetsAreCompressedAsAsked(t *testing.T) {
+	gw, _, _ := world(t, httpapi.Config{})
+	b := newBrowser(t, gw.URL)
+	plain := b.do(http.MethodGet, "/static/room.js", nil, map[string]string{"Accept-Encoding": "identity"})
+	if plain.status != 200 || plain.header.Get("Content-Encoding") != "" || !strings.Contains(string(plain.body), "/api/realtime?") {
+		t.Fatalf("identity: %d %q", plain.status, plain.header.Get("Content-Encoding"))
+	}
+	chromium := "gzip, deflate, br, zstd"
+	for _, tc := range []struct{ accept, want string }{
+		{chromium, "br"},
+		{"gzip", "gzip"},
+		{"br;q=0, gzip;q=0.5", "gzip"},
+		{"deflate", ""},
+	} {
+		r := b.do(http.MethodGet, "/static/room.js", nil, map[string]string{"Accept-Encoding": tc.accept})
+		if r.status != 200 || r.header.Get("Content-Encoding") != tc.want || !strings.Contains(r.header.Get("Vary"), "Accept-Encoding") {
+			t.Fatalf("Accept-Encoding %q: %d, Content-Encoding %q, Vary %q", tc.accept, r.status, r.header.Get("Content-Encoding"), r.header.Get("Vary"))
+		}
+		if got := unpack(t, tc.want, r.body); !bytes.Equal(got, plain.body) {
+			t.Errorf("Accept-Encoding %q: the body does not unpack to the script", tc.accept)
+		}
+		if tc.want != "" && len(r.body)*2 > len(plain.body) {
+			t.Errorf("%s: %d bytes of %d", tc.want, len(r.body), len(plain.body))
+		}
+		if tc.want == "br" && r.header.Get("ETag") == plain.header.Get("ETag") {
+			t.Errorf("brotli and identity share the ETag %s", plain.header.Get("ETag"))
+		}
+	}
+
+	again := b.do(http.MethodGet, "/static/room.js", nil, map[string]string{"Accept-Encoding": chromium,
+		"If-None-Match": b.do(http.MethodGet, "/static/room.js", nil, map[string]string{"Accept-Encoding": chromium}).header.Get("ETag")})
+	if again.status != http.StatusNotModified || len(again.body) != 0 {
+		t.Errorf("revalidation: %d with %d bytes, want 304 and none", again.status, len(again.body))
+	}
+	if r := b.do(http.MethodGet, "/static/room.js", nil, map[string]string{"Accept-Encoding": "gzip",
+		"If-None-Match": plain.header.Get("ETag")}); r.status != 200 {
+		t.Errorf("the identity form's ETag revalidated the gzip form: %d", r.status)
+	}
+	if r := b.do(http.MethodGet, "/static/fonts/jetbrains-mono-latin-400-normal.woff2", nil,
+		map[string]string{"Accept-Encoding": chromium}); r.status != 200 || r.header.Get("Content-Encoding") != "" || r.header.Get("Content-Type") != "font/woff2" {
+		t.Errorf("font: %d %q %q", r.status, r.header.Get("Content-Encoding"), r.header.Get("Content-Type"))
+	}
+	if r := b.do(http.MethodGet, "/static/missing.js", nil, nil); r.status != 404 {
+		t.Errorf("missing asset: %d", r.status)
+	}
+
+	id := b.createRoom()
+	page := b.do(http.MethodGet, "/room/"+id, nil, map[string]string{"Accept-Encoding": chromium})
+	if page.status != 200 || page.header.Get("Content-Encoding") != "br" || page.header.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(string(unpack(t, "br", page.body)), "<html") || b.cookie(id) == nil {
+		t.Fatalf("room page: %d %q %q", page.status, page.header.Get("Content-Encoding"), page.header.Get("Cache-Control"))
+	}
+}
+
+// unpack undoes content coding enc ("" for none).
+func unpack(t *testing.T, enc string, body []byte) []byte {
+	t.Helper()
+	var r io.Reader = bytes.NewReader(body)
+	switch enc {
+	case "br":
+		r = brotli.NewReader(r)
+	case "gzip":
+		z, err := gzip.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = z
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("unpack %s: %v", enc, err)
+	}
+	return out
 }
 
 func TestJoinCookiesAndRedirects(t *testing.T) {

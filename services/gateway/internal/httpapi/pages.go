@@ -1,29 +1,19 @@
 package httpapi
 
 import (
-	"io/fs"
-	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"wisp/contract"
 	"wisp/services/gateway/internal/web"
 )
 
 var (
-	homeHTML = mustRead(web.HomePage)
-	roomHTML = mustRead(web.RoomPage)
+	homeHTML = web.MustLookup(web.HomePage)
+	roomHTML = web.MustLookup(web.RoomPage)
 )
-
-func mustRead(name string) []byte {
-	b, err := fs.ReadFile(web.Static, name)
-	if err != nil {
-		panic("web: missing embedded page " + name)
-	}
-	return b
-}
 
 // securityHeaders go on every response. no-referrer matters most: the room
 // link is the room's only secret besides the cookie.
@@ -35,10 +25,34 @@ func securityHeaders(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-func sendPage(c *fiber.Ctx, page []byte) error {
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+// sendPage answers with a page, which is never to be stored: the room's
+// is the answer to a join.
+func sendPage(c *fiber.Ctx, page *web.Encoded) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Send(page)
+	body, _ := negotiate(c, page)
+	return c.Send(body)
+}
+
+// negotiate picks the smallest form of f the request accepts at all
+// (brotli, gzip, or f as it is; browsers list gzip first but rate both
+// alike) and sets the headers that say which; enc is its content coding,
+// "" for none.
+func negotiate(c *fiber.Ctx, f *web.Encoded) (body []byte, enc string) {
+	body = f.Identity
+	if c.Get(fiber.HeaderAcceptEncoding) != "" {
+		switch {
+		case f.Brotli != nil && c.AcceptsEncodings("br") != "":
+			body, enc = f.Brotli, "br"
+		case f.Gzip != nil && c.AcceptsEncodings("gzip") != "":
+			body, enc = f.Gzip, "gzip"
+		}
+	}
+	c.Vary(fiber.HeaderAcceptEncoding)
+	c.Set(fiber.HeaderContentType, f.Type)
+	if enc != "" {
+		c.Set(fiber.HeaderContentEncoding, enc)
+	}
+	return body, enc
 }
 
 func (s *Server) homePage(c *fiber.Ctx) error { return sendPage(c, homeHTML) }
@@ -73,13 +87,34 @@ func (s *Server) joinRoom(c *fiber.Ctx) error {
 	return sendPage(c, roomHTML)
 }
 
-func (s *Server) staticAssets() {
-	sub, err := fs.Sub(web.Static, "static")
-	if err != nil {
-		panic(err)
+// assetMaxAge is how long a browser may use an asset without asking again;
+// after it, the ETag makes asking cheap.
+const assetMaxAge = "public, max-age=300"
+
+// asset serves a file of the UI under web.AssetPrefix; any other path
+// goes on to the not-found answer.
+func asset(c *fiber.Ctx) error {
+	f, ok := web.Lookup("static/" + c.Params("*"))
+	if !ok {
+		return c.Next()
 	}
-	s.app.Use(web.AssetPrefix, filesystem.New(filesystem.Config{
-		Root:   http.FS(sub),
-		MaxAge: 300,
-	}))
+	c.Set(fiber.HeaderCacheControl, assetMaxAge)
+	body, enc := negotiate(c, f)
+	etag := f.ETagOf(enc)
+	c.Set(fiber.HeaderETag, etag)
+	if fresh(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+	return c.Send(body)
+}
+
+// fresh says whether an If-None-Match header names etag (or is "*").
+func fresh(ifNoneMatch, etag string) bool {
+	for tag := range strings.SplitSeq(ifNoneMatch, ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			return true
+		}
+	}
+	return false
 }

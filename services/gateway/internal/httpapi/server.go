@@ -16,6 +16,7 @@ import (
 	"wisp/services/gateway/internal/ratelimit"
 	"wisp/services/gateway/internal/realtime"
 	"wisp/services/gateway/internal/relay"
+	"wisp/services/gateway/internal/web"
 	"wisp/services/gateway/internal/ws"
 )
 
@@ -115,7 +116,7 @@ func (s *Server) routes() {
 	app.Get("/room/:roomId", s.limit("join", 60, time.Minute), s.joinRoom)
 	app.Get("/room", redirectHome)
 	app.Get("/room/*", redirectHome)
-	s.staticAssets()
+	app.Get(web.AssetPrefix+"*", asset)
 
 	api := app.Group("/api", apiHeaders, s.sameOrigin, jsonBodies)
 	api.Post("/room/create", s.limit("create", 20, time.Minute), s.createRoom)
