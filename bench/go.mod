@@ -14,6 +14,7 @@ require (
 	github.com/prometheus/procfs v0.22.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/valyala/fasthttp v1.58.0
+	golang.org/x/sys v0.49.0
 	wisp/contract v0.0.0-00010101000000-000000000000
 	wisp/stack v0.0.0-00010101000000-000000000000
 	wisp/testkit v0.0.0-00010101000000-000000000000
@@ -41,7 +42,6 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	wisp/platform v0.0.0-00010101000000-000000000000 // indirect

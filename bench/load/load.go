@@ -238,12 +238,14 @@ func (r *run) play(ctx context.Context) {
 		}
 	}
 	interval := float64(time.Second) / max(r.cfg.Rate, 1)
+	pace := newPacer()
+	defer pace.close()
 	r.t0 = r.now()
 	measured := false
 	for i := range r.slots {
 		at := r.t0 + int64(float64(i)*interval)
 		if d := at - r.now(); d > 0 {
-			time.Sleep(time.Duration(d))
+			pace.sleep(time.Duration(d))
 		}
 		if ctx.Err() != nil {
 			break
@@ -567,8 +569,8 @@ func (r Result) String() string {
 	fmt.Fprintf(&b, "rooms=%d target=%.0f/s achieved=%.0f/s size=%dB measured=%v (%s)\n", r.Rooms, r.Rate, r.Achieved, r.Size, r.Duration, r.Mode())
 	fmt.Fprintf(&b, "  latency ms (due→other member): p50=%s p90=%s p99=%s p99.9=%s max=%s (n=%d)\n",
 		ms(r.Latency.P50), ms(r.Latency.P90), ms(r.Latency.P99), ms(r.Latency.P999), ms(r.Latency.Max), r.Latency.N)
-	fmt.Fprintf(&b, "  ack ms (due→acknowledged): p50=%s p99=%s max=%s; sender lag ms: p99=%s max=%s\n",
-		ms(r.Reply.P50), ms(r.Reply.P99), ms(r.Reply.Max), ms(r.SenderLag.P99), ms(r.SenderLag.Max))
+	fmt.Fprintf(&b, "  ack ms (due→acknowledged): p50=%s p99=%s max=%s; sender lag ms: p50=%s p99=%s max=%s\n",
+		ms(r.Reply.P50), ms(r.Reply.P99), ms(r.Reply.Max), ms(r.SenderLag.P50), ms(r.SenderLag.P99), ms(r.SenderLag.Max))
 	fmt.Fprintf(&b, "  scheduled=%d acked=%d delivered=%d lost=%d unacked-delivered=%d duplicates=%d seq-mismatch=%d reanswered=%d misrouted=%d reordered=%d unknown=%d errors=%v sockets-ended=%d",
 		r.Scheduled, r.SentOK, r.Delivered, r.Lost, r.Unacked, r.Duplicates, r.SeqMismatch, r.Reanswered, r.Misrouted, r.Reordered, r.Unknown, r.Errors, r.SocketsEnded)
 	if len(r.SocketsEndedBy) > 0 {
