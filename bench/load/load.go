@@ -203,7 +203,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case <-time.After(cfg.Duration):
 		}
 	}
-	r.play(ctx)
+	if err := r.play(ctx); err != nil {
+		socks.Close()
+		return Result{}, err
+	}
 	r.await(ctx)
 	ended, endedBy := socks.Ended(), socks.EndedBy()
 	socks.Close()
@@ -221,7 +224,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // over its own connection or socket; a member that falls behind delays
 // only its own messages, and the delay counts in their latency because it
 // is measured from the due time.
-func (r *run) play(ctx context.Context) {
+func (r *run) play(ctx context.Context) error {
+	interval := float64(time.Second) / max(r.cfg.Rate, 1)
+	pace, err := newPacer(time.Duration(interval)) // on this goroutine's thread
+	if err != nil {
+		return fmt.Errorf("pacer: %w", err)
+	}
+	defer pace.close()
 	var senders sync.WaitGroup
 	var shared *sendQueue
 	if r.cfg.SharedConns > 0 {
@@ -237,15 +246,14 @@ func (r *run) play(ctx context.Context) {
 			}
 		}
 	}
-	interval := float64(time.Second) / max(r.cfg.Rate, 1)
-	pace := newPacer()
-	defer pace.close()
 	r.t0 = r.now()
 	measured := false
 	for i := range r.slots {
 		at := r.t0 + int64(float64(i)*interval)
 		if d := at - r.now(); d > 0 {
-			pace.sleep(time.Duration(d))
+			if err := pace.sleep(time.Duration(d)); err != nil {
+				time.Sleep(time.Duration(d)) // cannot happen; were it to, late beats early
+			}
 		}
 		if ctx.Err() != nil {
 			break
@@ -274,6 +282,7 @@ func (r *run) play(ctx context.Context) {
 		}
 	}
 	senders.Wait()
+	return nil
 }
 
 func (r *run) mark(measuring bool) {

@@ -4,12 +4,12 @@ package load
 
 import "time"
 
-// pacer elsewhere than Linux is Go's own timer (to the millisecond when
-// the process is otherwise idle; see pace_linux.go).
+// pacer elsewhere than Linux is Go's own timer: to the millisecond when
+// the process is otherwise idle (see pace_linux.go).
 type pacer struct{}
 
-func newPacer() pacer { return pacer{} }
+func newPacer(time.Duration) (*pacer, error) { return &pacer{}, nil }
 
-func (pacer) sleep(d time.Duration) { time.Sleep(d) }
+func (*pacer) sleep(d time.Duration) error { time.Sleep(d); return nil }
 
-func (pacer) close() {}
+func (*pacer) close() {}

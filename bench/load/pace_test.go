@@ -11,14 +11,17 @@ import (
 // system call short (Go's runtime signals its threads to preempt them): a
 // message is never sent before it is due.
 func TestThePacerNeverWakesEarly(t *testing.T) {
-	p := newPacer()
+	p, err := newPacer(time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.close()
-	busy := make(chan struct{})
-	defer close(busy)
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
 		for {
 			select {
-			case <-busy:
+			case <-stop:
 				return
 			case <-time.After(300 * time.Microsecond):
 				// The runtime's own preemption signal, which it ignores
@@ -27,10 +30,12 @@ func TestThePacerNeverWakesEarly(t *testing.T) {
 			}
 		}
 	}()
-	for range 100 {
-		const d = 2 * time.Millisecond
+	for k := range 60 {
+		d := time.Duration(k%6+1) * 400 * time.Microsecond
 		start := time.Now()
-		p.sleep(d)
+		if err := p.sleep(d); err != nil {
+			t.Fatal(err)
+		}
 		if took := time.Since(start); took < d {
 			t.Fatalf("slept %v of %v", took, d)
 		}
