@@ -44,6 +44,7 @@ type bench struct {
 	logs         *limitedWriter
 	env          map[string]map[string]string // extra environment by service ("": every one)
 	modes        []load.SendMode              // the send modes of the latency and sweep scenarios
+	sockets      int                          // the memory scenario's idle sockets
 	sections     []string
 	summary      []string
 }
@@ -72,6 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	notes := fs.String("notes", "bench/NOTES.md", "hand-written analysis appended to the report (skipped when missing)")
 	cpuprofile := fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
 	prebuilt := fs.String("bin", "", "use the service binaries in this folder instead of building them (e.g. an older commit's, to compare)")
+	sockets := fs.Int("sockets", memConns, "idle WebSockets of the memory scenario (the file limit caps it: a socket is a descriptor in the gateway and in this process)")
 	extraEnv := fs.String("env", "", "extra environment for every service, comma-separated K=V (e.g. GOMAXPROCS=1), or service:K=V for one (messages:GOMAXPROCS=1)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,7 +86,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(scratch)
-	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]map[string]string{}}
+	b := &bench{bin: scratch + "/bin", scratch: scratch, out: stdout, env: map[string]map[string]string{}, sockets: *sockets}
 	for _, m := range strings.Split(*modes, ",") {
 		mode, err := load.ParseSendMode(m)
 		if err != nil {

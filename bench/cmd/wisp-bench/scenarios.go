@@ -35,7 +35,7 @@ const (
 	sweepStep      = 2000
 	sweepMax       = 30000
 	sweepBusyTries = 3 // runs of a rate that fails while other processes are busy
-	memConns       = 10000
+	memConns       = 10000 // -sockets
 	memIdle        = 150 * time.Second // past the runtime's 2-minute forced GC
 	expiryRooms    = 100000
 	expiryReal     = 300
@@ -396,8 +396,8 @@ func goMetrics(p *stack.Proc, names ...string) map[string]float64 {
 }
 
 // memory: scenario 3. The rooms are created and joined first (plain HTTP),
-// then the gateway's RSS is read, 10,000 sockets open and stay idle, and
-// it is read again. The joins go over a small shared pool: 10,000 keep-alive
+// then the gateway's RSS is read, 10,000 sockets (-sockets) open and stay
+// idle, and it is read again. The joins go over a small shared pool: 10,000 keep-alive
 // connections opened and closed before the first reading would leave freed
 // memory in the baseline for the sockets to reuse, and an idle browser's
 // keep-alive connection is closed by the gateway after its idle timeout
@@ -414,7 +414,7 @@ func (b *bench) memory(ctx context.Context) error {
 		return err
 	}
 	fresh, _ := testkit.ResidentKiB(gp.Pid())
-	rooms, err := load.CreateRooms(ctx, []*load.Gateway{gw}, memConns/2, 32)
+	rooms, err := load.CreateRooms(ctx, []*load.Gateway{gw}, b.sockets/2, 32)
 	if err != nil {
 		return err
 	}
@@ -458,14 +458,14 @@ func (b *bench) memory(ctx context.Context) error {
 	} else {
 		t.WriteString("\n(The gateway's /metrics did not answer 200, so only RSS is shown.)\n")
 	}
-	b.section("3. Gateway memory per idle WebSocket at 10,000 connections",
+	b.section(fmt.Sprintf("3. Gateway memory per idle WebSocket at %s connections", thousands(b.sockets)),
 		fmt.Sprintf("%d rooms are created and both members joined over HTTP (over 64 shared keep-alive connections, closed "+
 			"before the reading: the gateway closes an idle browser's after its idle timeout anyway, so an idle member costs "+
 			"its socket); then the gateway's VmRSS is read "+
 			"(/proc/<pid>/status), %.0f WebSockets are opened (%v), VmRSS is read 5 s later and again after %v idle "+
-			"(past the Go runtime's periodic GC; the Go figures are from then).\n\n", memConns/2, n, connectTook.Round(time.Millisecond), memIdle)+
+			"(past the Go runtime's periodic GC; the Go figures are from then).\n\n", b.sockets/2, n, connectTook.Round(time.Millisecond), memIdle)+
 			t.String()+fmt.Sprintf("\nThe freshly started gateway had %d KiB resident. KB = 1,000 bytes.\n", fresh))
-	b.summary = append(b.summary, fmt.Sprintf("| gateway RSS per idle WebSocket at 10,000 sockets | ≤ 6.6 KB (≤ 5 KB at 50,000) | **%.1f KB** after %v idle (%.1f KB 5 s after opening) |", per/1000, memIdle, perOpened/1000))
+	b.summary = append(b.summary, fmt.Sprintf("| gateway RSS per idle WebSocket at %s sockets | ≤ 6.6 KB (≤ 5 KB at 50,000) | **%.1f KB** after %v idle (%.1f KB 5 s after opening) |", thousands(b.sockets), per/1000, memIdle, perOpened/1000))
 	return nil
 }
 
@@ -661,4 +661,13 @@ func (b *bench) create(ctx context.Context) error {
 			fmt.Sprintf("\nCPU: %s.\n", use))
 	b.summary = append(b.summary, fmt.Sprintf("| room creation + 2 joins per second | ≥ 8,000/s | **%.0f/s** (p99 %s ms) |", rate, ms(p.P99)))
 	return nil
+}
+
+// thousands writes n with a comma between each group of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
