@@ -34,8 +34,8 @@ const (
 	sweepFrom      = 2000
 	sweepStep      = 2000
 	sweepMax       = 30000
-	sweepBusyTries = 3 // runs of a rate that fails while other processes are busy
-	memConns       = 10000 // -sockets
+	sweepBusyTries = 3                 // runs of a rate that fails while other processes are busy
+	memConns       = 10000             // -sockets
 	memIdle        = 150 * time.Second // past the runtime's 2-minute forced GC
 	expiryRooms    = 100000
 	expiryReal     = 300
