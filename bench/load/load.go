@@ -203,10 +203,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		case <-time.After(cfg.Duration):
 		}
 	}
-	if err := r.play(ctx); err != nil {
-		socks.Close()
-		return Result{}, err
-	}
+	r.play(ctx)
 	r.await(ctx)
 	ended, endedBy := socks.Ended(), socks.EndedBy()
 	socks.Close()
@@ -224,12 +221,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 // over its own connection or socket; a member that falls behind delays
 // only its own messages, and the delay counts in their latency because it
 // is measured from the due time.
-func (r *run) play(ctx context.Context) error {
+func (r *run) play(ctx context.Context) {
 	interval := float64(time.Second) / max(r.cfg.Rate, 1)
-	pace, err := newPacer(time.Duration(interval)) // on this goroutine's thread
-	if err != nil {
-		return fmt.Errorf("pacer: %w", err)
-	}
+	pace := newPacer(time.Duration(interval)) // on this goroutine's thread
 	defer pace.close()
 	var senders sync.WaitGroup
 	var shared *sendQueue
@@ -282,7 +276,6 @@ func (r *run) play(ctx context.Context) error {
 		}
 	}
 	senders.Wait()
-	return nil
 }
 
 func (r *run) mark(measuring bool) {

@@ -8,7 +8,7 @@ import "time"
 // the process is otherwise idle (see pace_linux.go).
 type pacer struct{}
 
-func newPacer(time.Duration) (*pacer, error) { return &pacer{}, nil }
+func newPacer(time.Duration) *pacer { return &pacer{} }
 
 func (*pacer) sleep(d time.Duration) error { time.Sleep(d); return nil }
 

@@ -11,10 +11,7 @@ import (
 // system call short (Go's runtime signals its threads to preempt them): a
 // message is never sent before it is due.
 func TestThePacerNeverWakesEarly(t *testing.T) {
-	p, err := newPacer(time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newPacer(time.Millisecond)
 	defer p.close()
 	stop := make(chan struct{})
 	defer close(stop)

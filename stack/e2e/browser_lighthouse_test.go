@@ -113,7 +113,7 @@ func TestBrowserLighthouse(t *testing.T) {
 		}
 		// The page and its scripts and stylesheet come compressed.
 		if a := r.Audits["uses-text-compression"]; a.Score == nil || *a.Score < 1 {
-			t.Errorf("%s: Lighthouse finds text sent uncompressed (%s: %.0f bytes to save)", tc.name, a.Title, a.NumericValue)
+			t.Errorf("%s: Lighthouse finds text sent uncompressed (%s: %.0f ms to save)", tc.name, a.Title, a.NumericValue)
 		}
 	}
 }

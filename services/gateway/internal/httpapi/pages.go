@@ -33,20 +33,11 @@ func sendPage(c *fiber.Ctx, page *web.Encoded) error {
 	return c.Send(body)
 }
 
-// negotiate picks the smallest form of f the request accepts at all
-// (brotli, gzip, or f as it is; browsers list gzip first but rate both
-// alike) and sets the headers that say which; enc is its content coding,
-// "" for none.
+// negotiate picks the form of f the request's Accept-Encoding asks for
+// (pickEncoding) and sets the headers that say which; enc is its content
+// coding, "" for none.
 func negotiate(c *fiber.Ctx, f *web.Encoded) (body []byte, enc string) {
-	body = f.Identity
-	if c.Get(fiber.HeaderAcceptEncoding) != "" {
-		switch {
-		case f.Brotli != nil && c.AcceptsEncodings("br") != "":
-			body, enc = f.Brotli, "br"
-		case f.Gzip != nil && c.AcceptsEncodings("gzip") != "":
-			body, enc = f.Gzip, "gzip"
-		}
-	}
+	body, enc = pickEncoding(c.Request().Header.Peek(fiber.HeaderAcceptEncoding), f)
 	c.Vary(fiber.HeaderAcceptEncoding)
 	c.Set(fiber.HeaderContentType, f.Type)
 	if enc != "" {
@@ -109,6 +100,8 @@ func asset(c *fiber.Ctx) error {
 }
 
 // fresh says whether an If-None-Match header names etag (or is "*").
+// Fiber's Ctx.Fresh would also answer 304 to an If-Modified-Since alone,
+// and these assets have no modification time to compare.
 func fresh(ifNoneMatch, etag string) bool {
 	for tag := range strings.SplitSeq(ifNoneMatch, ",") {
 		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")

@@ -16,8 +16,9 @@ import (
 // Encoded is one file of Static in the forms it may be sent in: as it is,
 // and compressed with brotli and gzip. A compressed form is nil when it
 // would hardly be smaller (fonts already are compressed). The files never
-// change while the gateway runs, so each is compressed once, on first use,
-// and no response pays for compression.
+// change while the gateway runs, so each is compressed once, when first
+// looked up (the pages when the gateway starts), and no response pays for
+// compression.
 type Encoded struct {
 	Type     string // Content-Type, by the file's extension
 	Identity []byte

@@ -4,14 +4,14 @@ package web
 import "embed"
 
 // Static is the UI: pages, stylesheet, scripts and icon, all under "static/".
-// Serve the assets with http.FileServerFS(Static) at AssetPrefix so that the
-// URL "/static/app.css" maps to the file "static/app.css".
+// The URL "/static/app.css" (AssetPrefix + name) is the file
+// "static/app.css"; Lookup has each file in the forms it is sent in.
 //
 //go:embed static
 var Static embed.FS
 
-// Page files inside Static. The gateway writes them itself (not through the
-// file server) with Content-Type "text/html; charset=utf-8" and the CSP header.
+// Page files inside Static. The gateway writes them itself, never stored
+// (Cache-Control: no-store), with the CSP header.
 const (
 	// HomePage is served at GET /.
 	HomePage = "static/index.html"
