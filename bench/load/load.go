@@ -245,9 +245,7 @@ func (r *run) play(ctx context.Context) {
 	for i := range r.slots {
 		at := r.t0 + int64(float64(i)*interval)
 		if d := at - r.now(); d > 0 {
-			if err := pace.sleep(time.Duration(d)); err != nil {
-				time.Sleep(time.Duration(d)) // cannot happen; were it to, late beats early
-			}
+			pace.sleep(time.Duration(d))
 		}
 		if ctx.Err() != nil {
 			break

@@ -45,21 +45,22 @@ func newPacer(interval time.Duration) *pacer {
 }
 
 // sleep waits d (> 0).
-func (p *pacer) sleep(d time.Duration) error {
+func (p *pacer) sleep(d time.Duration) {
 	if !p.precise {
 		time.Sleep(d)
-		return nil
+		return
 	}
 	ts := unix.NsecToTimespec(int64(d))
+	// Go's runtime signals its threads (preemption), which cuts a sleep
+	// short: then sleep the rest.
 	for {
-		// Go's runtime signals its threads (preemption), which cuts a
-		// sleep short: then sleep the rest.
 		switch err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, 0, &ts, &ts); err {
 		case nil:
-			return nil
+			return
 		case unix.EINTR:
-		default:
-			return err
+		default: // cannot happen with a valid time; were it to, late beats early
+			time.Sleep(time.Duration(ts.Nano()))
+			return
 		}
 	}
 }

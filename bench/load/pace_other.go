@@ -10,6 +10,6 @@ type pacer struct{}
 
 func newPacer(time.Duration) *pacer { return &pacer{} }
 
-func (*pacer) sleep(d time.Duration) error { time.Sleep(d); return nil }
+func (*pacer) sleep(d time.Duration) { time.Sleep(d) }
 
 func (*pacer) close() {}
