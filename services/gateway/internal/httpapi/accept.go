@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"strconv"
+	"strings"
 
 	"github.com/gobwas/httphead"
 
@@ -42,14 +43,17 @@ func (q qualities) of(own, unnamed float64) float64 {
 	return unnamed
 }
 
+// named is where coding's weight goes; nil for a coding the gateway lacks.
 func (q *qualities) named(coding []byte) *float64 {
-	for _, c := range []struct {
-		name string
-		w    *float64
-	}{{"br", &q.br}, {"gzip", &q.gzip}, {"identity", &q.identity}, {"*", &q.star}} {
-		if bytes.EqualFold(coding, []byte(c.name)) {
-			return c.w
-		}
+	switch strings.ToLower(string(coding)) {
+	case "br":
+		return &q.br
+	case "gzip":
+		return &q.gzip
+	case "identity":
+		return &q.identity
+	case "*":
+		return &q.star
 	}
 	return nil
 }
